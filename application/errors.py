@@ -1,0 +1,28 @@
+"""Errors the use cases raise on purpose; the entrypoints map each to their transport."""
+
+from domain.errors import DomainError
+
+
+class ApplicationError(DomainError):
+    """Base of the use cases' expected errors."""
+
+
+class LibraryItemNotFound(ApplicationError):
+    """Unknown id, or another user's item: the two are indistinguishable on purpose."""
+
+    def __init__(self, item_id: str) -> None:
+        super().__init__(f"no library item with id {item_id[:64]!r}")
+        self.item_id = item_id
+
+
+class InvalidCursor(ApplicationError):
+    def __init__(self, raw: str) -> None:
+        super().__init__("the pagination cursor is not one this service issued")
+        self.raw = raw
+
+
+class InvalidPageSize(ApplicationError):
+    def __init__(self, first: int, maximum: int) -> None:
+        super().__init__(f"first must be between 0 and {maximum}, not {first}")
+        self.first = first
+        self.maximum = maximum

@@ -1,0 +1,77 @@
+"""The music catalogue (TIDAL): tracks with their ISRCs, albums as a stream of pages."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from domain.errors import DomainError
+from domain.values import CatalogId, Isrc
+
+
+class CatalogError(DomainError):
+    """Base of the catalogue's errors."""
+
+
+class CatalogItemNotFound(CatalogError):
+    """The track or album does not exist (in this country). Permanent: do not retry."""
+
+    def __init__(self, kind: str, catalog_id: str) -> None:
+        super().__init__(f"{kind} {catalog_id} is not in the catalogue")
+        self.kind = kind
+        self.catalog_id = catalog_id
+
+
+class CatalogUnavailable(CatalogError):
+    """The catalogue could not answer now (timeouts, 5xx, 429 past the retry budget, a body
+    that is not what the contract says). Transient: retry later."""
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogTrack:
+    catalog_id: CatalogId
+    isrc: Isrc | None  # None when the catalogue gave none, or one that is not a valid ISRC
+    title: str
+    version: str | None = None
+    artist_names: tuple[str, ...] = ()
+    album_id: CatalogId | None = None
+    volume_number: int | None = None
+    track_number: int | None = None
+    duration_seconds: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogAlbum:
+    catalog_id: CatalogId
+    title: str
+    artist_names: tuple[str, ...] = ()
+    number_of_items: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AlbumPage:
+    """One page of an album's items, in album order. `album` is the header, known from the
+    first page on. `skipped_items` counts items that are not tracks (videos) on this page."""
+
+    album: CatalogAlbum
+    tracks: tuple[CatalogTrack, ...]
+    skipped_items: int = 0
+    is_last: bool = False
+
+
+class Catalog(Protocol):
+    """Read-only and idempotent. Raises CatalogItemNotFound (permanent) or CatalogUnavailable
+    (transient); never a library's own exception."""
+
+    async def track(self, track_id: CatalogId) -> CatalogTrack: ...
+
+    def album_pages(self, album_id: CatalogId) -> AsyncIterator[AlbumPage]:
+        """The album's tracks page by page, each yielded as soon as it arrives, so that work
+        can start on the first page while the next is fetched. At least one page is yielded
+        for an album that exists."""
+        ...
+
+    async def tracks(self, track_ids: Sequence[CatalogId]) -> dict[CatalogId, CatalogTrack]:
+        """Batch lookup; ids the catalogue does not know are absent from the answer."""
+        ...

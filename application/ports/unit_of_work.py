@@ -1,0 +1,106 @@
+"""One business transaction over the library, its outbox and its read models."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from types import TracebackType
+from typing import Protocol, Self
+
+from domain.library import IngestionProgress, LibraryItem, LibraryItemKind
+from domain.values import CatalogId, LibraryItemId, UserId
+
+
+@dataclass(frozen=True, slots=True)
+class LibraryPosition:
+    """Where a page of a library starts: keyset over (added_at, id), newest first."""
+
+    added_at: datetime
+    item_id: LibraryItemId
+
+
+@dataclass(frozen=True, slots=True)
+class LibrarySlice:
+    items: tuple[LibraryItem, ...]
+    has_more: bool
+    total_count: int
+
+
+class LibraryRepository(Protocol):
+    """The users' library items. Every read and write is scoped to one owner: another user's item
+    is invisible, exactly like an item that does not exist. Nothing is committed here; the unit
+    of work commits."""
+
+    async def add_if_absent(self, item: LibraryItem) -> tuple[LibraryItem, bool]:
+        """Store `item` unless the owner already has (kind, catalog_id). Returns the stored item
+        and whether it was created now. Concurrent identical adds create exactly one item."""
+        ...
+
+    async def get(self, user_id: UserId, item_id: LibraryItemId) -> LibraryItem | None: ...
+
+    async def find(
+        self, user_id: UserId, kind: LibraryItemKind, catalog_id: CatalogId
+    ) -> LibraryItem | None: ...
+
+    async def remove(self, user_id: UserId, item_id: LibraryItemId) -> bool:
+        """Delete the item; True when it existed and belonged to the user."""
+        ...
+
+    async def page(
+        self,
+        user_id: UserId,
+        *,
+        kind: LibraryItemKind | None,
+        after: LibraryPosition | None,
+        limit: int,
+    ) -> LibrarySlice:
+        """Newest first; `after` excludes everything up to and including that position, so a
+        cursor stays valid and stable when newer items are inserted."""
+        ...
+
+
+class SchedulingOutbox(Protocol):
+    """The outbox of scheduling jobs that the relay consumes. Written in the add's transaction."""
+
+    async def enqueue(self, item_id: LibraryItemId, at: datetime) -> None:
+        """Record that the item's tracks must be scheduled, and wake the relays once the
+        transaction commits. Idempotent per item."""
+        ...
+
+    async def cancel(self, item_id: LibraryItemId) -> None:
+        """Drop the item's job if it has not run yet."""
+        ...
+
+
+class ProgressReader(Protocol):
+    """Read model of ingestion progress per library item."""
+
+    async def for_items(
+        self, item_ids: Sequence[LibraryItemId]
+    ) -> dict[LibraryItemId, IngestionProgress]:
+        """One entry for every id asked for; unknown ids get an empty PENDING progress."""
+        ...
+
+
+class UnitOfWork(Protocol):
+    """A transaction: everything done through it is committed together by `commit()`, and
+    rolled back when the block ends without a commit (or with an exception)."""
+
+    library: LibraryRepository
+    outbox: SchedulingOutbox
+    progress: ProgressReader
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    async def commit(self) -> None: ...
+
+
+UnitOfWorkFactory = Callable[[], UnitOfWork]

@@ -1,0 +1,29 @@
+"""Domain errors: they carry the offending data and know nothing of any transport."""
+
+
+class DomainError(Exception):
+    """Base of every error the domain raises on purpose."""
+
+
+class InvalidIsrc(DomainError):
+    def __init__(self, raw: str) -> None:
+        super().__init__(f"not an ISRC: {raw[:64]!r}")
+        self.raw = raw
+
+
+class InvalidCatalogId(DomainError):
+    def __init__(self, raw: str) -> None:
+        super().__init__(f"not a TIDAL catalogue id (1 to 20 digits): {raw[:64]!r}")
+        self.raw = raw
+
+
+class InvalidUserId(DomainError):
+    def __init__(self, raw: str) -> None:
+        super().__init__(f"not a user id: {raw[:64]!r}")
+        self.raw = raw
+
+
+class InvalidLibraryItemId(DomainError):
+    def __init__(self, raw: str) -> None:
+        super().__init__(f"not a library item id: {raw[:64]!r}")
+        self.raw = raw

@@ -1,0 +1,90 @@
+"""Value objects that validate themselves: ISRC, TIDAL catalogue id, user id, library item id."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from typing import NewType
+
+from domain.errors import InvalidCatalogId, InvalidIsrc, InvalidLibraryItemId, InvalidUserId
+
+# CC XXX YY NNNNN: country (2 letters), registrant (3 alphanumerics), year (2 digits),
+# designation (5 digits). ASCII only: str.isdigit() would accept other scripts' digits.
+_ISRC = re.compile(r"[A-Z]{2}[A-Z0-9]{3}[0-9]{2}[0-9]{5}")
+_ISRC_SEPARATORS = str.maketrans("", "", "- ")
+_CATALOG_ID = re.compile(r"[0-9]{1,20}")
+_USER_ID_MAX = 128
+
+# The Qdrant point id of a track is derived from its ISRC, so that every service writing the
+# index agrees on it (design.md §4).
+_POINT_NAMESPACE = uuid.NAMESPACE_URL
+
+
+@dataclass(frozen=True, slots=True)
+class Isrc:
+    """An International Standard Recording Code in its normal form: 12 characters, upper case."""
+
+    value: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.value, str) or not _ISRC.fullmatch(self.value):
+            raise InvalidIsrc(str(self.value))
+
+    @classmethod
+    def parse(cls, raw: str) -> Isrc:
+        """Normalise case, hyphens and spaces, then validate; raises InvalidIsrc."""
+        if not isinstance(raw, str) or len(raw) > 64:
+            raise InvalidIsrc(str(raw))
+        return cls(raw.translate(_ISRC_SEPARATORS).upper())
+
+    @property
+    def point_id(self) -> str:
+        """The search index's point id for this ISRC: uuid5(NAMESPACE_URL, "isrc:" + ISRC)."""
+        return str(uuid.uuid5(_POINT_NAMESPACE, "isrc:" + self.value))
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogId:
+    """A TIDAL catalogue id: a string of 1 to 20 ASCII digits."""
+
+    value: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.value, str) or not _CATALOG_ID.fullmatch(self.value):
+            raise InvalidCatalogId(str(self.value))
+
+    @classmethod
+    def parse(cls, raw: str) -> CatalogId:
+        if not isinstance(raw, str) or len(raw) > 64:
+            raise InvalidCatalogId(str(raw))
+        return cls(raw.strip())
+
+    def __str__(self) -> str:
+        return self.value
+
+
+UserId = NewType("UserId", str)
+LibraryItemId = NewType("LibraryItemId", uuid.UUID)
+
+
+def parse_user_id(raw: str) -> UserId:
+    """A user id is the JWT subject: non-empty, at most 128 characters, no control characters."""
+    if (
+        not isinstance(raw, str)
+        or not raw
+        or len(raw) > _USER_ID_MAX
+        or any(ch.isspace() and ch != " " or not ch.isprintable() for ch in raw)
+    ):
+        raise InvalidUserId(str(raw))
+    return UserId(raw)
+
+
+def parse_library_item_id(raw: str) -> LibraryItemId:
+    try:
+        return LibraryItemId(uuid.UUID(raw))
+    except (ValueError, TypeError, AttributeError) as error:
+        raise InvalidLibraryItemId(str(raw)) from error
