@@ -15,6 +15,11 @@ _ISRC = re.compile(r"[A-Z]{2}[A-Z0-9]{3}[0-9]{2}[0-9]{5}")
 _ISRC_SEPARATORS = str.maketrans("", "", "- ")
 _CATALOG_ID = re.compile(r"[0-9]{1,20}")
 _USER_ID_MAX = 128
+# The form the API gives out (str(uuid.UUID)), hyphens optional. uuid.UUID alone is lax: it takes
+# '0x' prefixes, underscores, '+', stray braces and other scripts' digits, all through int(hex, 16).
+_LIBRARY_ITEM_ID = re.compile(
+    r"[0-9a-fA-F]{8}(-?)[0-9a-fA-F]{4}\1[0-9a-fA-F]{4}\1[0-9a-fA-F]{4}\1[0-9a-fA-F]{12}"
+)
 
 # The Qdrant point id of a track is derived from its ISRC, so that every service writing the
 # index agrees on it (design.md §4).
@@ -34,9 +39,13 @@ class Isrc:
     @classmethod
     def parse(cls, raw: str) -> Isrc:
         """Normalise case, hyphens and spaces, then validate; raises InvalidIsrc."""
-        if not isinstance(raw, str) or len(raw) > 64:
+        # ASCII only: str.upper() maps some non-ASCII letters to ASCII ones ('ß' -> 'SS').
+        if not isinstance(raw, str) or len(raw) > 64 or not raw.isascii():
             raise InvalidIsrc(str(raw))
-        return cls(raw.translate(_ISRC_SEPARATORS).upper())
+        normal = raw.translate(_ISRC_SEPARATORS).upper()
+        if not _ISRC.fullmatch(normal):
+            raise InvalidIsrc(raw)  # the caller's input, not our rewrite of it
+        return cls(normal)
 
     @property
     def point_id(self) -> str:
@@ -77,13 +86,15 @@ def parse_user_id(raw: str) -> UserId:
         not isinstance(raw, str)
         or not raw
         or len(raw) > _USER_ID_MAX
-        or any(ch.isspace() and ch != " " or not ch.isprintable() for ch in raw)
+        or any((ch.isspace() and ch != " ") or not ch.isprintable() for ch in raw)
     ):
         raise InvalidUserId(str(raw))
     return UserId(raw)
 
 
 def parse_library_item_id(raw: str) -> LibraryItemId:
+    if not isinstance(raw, str) or not _LIBRARY_ITEM_ID.fullmatch(raw):
+        raise InvalidLibraryItemId(str(raw))
     try:
         return LibraryItemId(uuid.UUID(raw))
     except (ValueError, TypeError, AttributeError) as error:

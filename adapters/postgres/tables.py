@@ -1,0 +1,52 @@
+"""The tables as SQLAlchemy Core metadata. The schema itself is made only by Alembic migrations;
+this module mirrors it for querying."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    ARRAY,
+    Column,
+    DateTime,
+    ForeignKey,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import UUID
+
+metadata = MetaData()
+
+library_items = Table(
+    "library_items",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("user_id", Text, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("catalog_id", Text, nullable=False),
+    Column("added_at", DateTime(timezone=True), nullable=False),
+    Column("title", Text),
+    Column("artist_names", ARRAY(Text), nullable=False, server_default="{}"),
+    UniqueConstraint("user_id", "kind", "catalog_id", name="uq_library_items_owner_item"),
+)
+
+scheduling_jobs = Table(
+    "scheduling_jobs",
+    metadata,
+    Column(
+        "library_item_id",
+        UUID(as_uuid=True),
+        ForeignKey("library_items.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("status", Text, nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("run_after", DateTime(timezone=True), nullable=False),
+    Column("last_error", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# The channel the add's transaction notifies, so that relays wake at once.
+SCHEDULING_CHANNEL = "libingest_scheduling"

@@ -1,0 +1,64 @@
+"""The unit of work over PostgreSQL: one connection and one transaction, rolled back unless
+committed."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Self
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
+
+from adapters.postgres.library import PostgresLibraryRepository
+from adapters.postgres.outbox import PostgresSchedulingOutbox
+from adapters.postgres.progress import PostgresProgressReader
+
+
+class PostgresUnitOfWork:
+    library: PostgresLibraryRepository
+    outbox: PostgresSchedulingOutbox
+    progress: PostgresProgressReader
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._connection: AsyncConnection | None = None
+        self._transaction: AsyncTransaction | None = None
+        self._committed = False
+
+    async def __aenter__(self) -> Self:
+        self._connection = await self._engine.connect()
+        self._transaction = await self._connection.begin()
+        self._committed = False
+        self.library = PostgresLibraryRepository(self._connection)
+        self.outbox = PostgresSchedulingOutbox(self._connection)
+        self.progress = PostgresProgressReader(self._connection)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        assert self._connection is not None and self._transaction is not None
+        try:
+            if not self._committed and self._transaction.is_active:
+                await self._transaction.rollback()
+        finally:
+            await self._connection.close()
+            self._connection = None
+            self._transaction = None
+
+    async def commit(self) -> None:
+        assert self._transaction is not None, "commit outside the unit of work"
+        await self._transaction.commit()
+        self._committed = True
+
+
+class PostgresUnitOfWorkFactory:
+    """Makes a fresh unit of work per business transaction."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    def __call__(self) -> PostgresUnitOfWork:
+        return PostgresUnitOfWork(self._engine)

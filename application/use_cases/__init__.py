@@ -1,0 +1,1 @@
+"""One use case per module. Each takes a frozen command and answers with plain read models."""

@@ -1,0 +1,86 @@
+"""The FastAPI application: GraphQL at /graphql, health checks, and the lifespan that starts and
+stops everything the container provides."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from adapters.auth.jwt_tokens import AuthenticationFailed, JwtAuthenticator
+from adapters.postgres.database import is_reachable
+from adapters.postgres.migrate import upgrade_to_head
+from entrypoints.container import Container
+from entrypoints.graphql.context import RequestContext
+from entrypoints.graphql.router import AuthenticatedGraphQLRouter
+from entrypoints.graphql.schema import build_schema
+from entrypoints.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from entrypoints.use_cases import LibraryUseCases
+
+log = structlog.get_logger("libingest.app")
+
+
+def create_app(container: Container | None = None, *, migrate: bool = True) -> FastAPI:
+    container = container or Container()
+    settings = container.settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await container.init_resources()  # type: ignore[misc]
+        try:
+            engine = await container.engine()  # type: ignore[misc]
+            if migrate:
+                await upgrade_to_head(engine)
+            app.state.engine = engine
+            app.state.use_cases = await container.library_use_cases()  # type: ignore[misc]
+            app.state.authenticator = container.authenticator()
+            log.info("app.started", environment=settings.libingest_env)
+            yield
+        finally:
+            log.info("app.stopping")
+            await container.shutdown_resources()  # type: ignore[misc]
+
+    async def context_getter(request: Request) -> RequestContext:
+        authenticator: JwtAuthenticator = request.app.state.authenticator
+        use_cases: LibraryUseCases = request.app.state.use_cases
+        try:
+            viewer = authenticator.authenticate(request.headers.get("authorization"))
+        except AuthenticationFailed as failure:
+            return RequestContext(viewer=None, auth_failure=failure.reason, use_cases=use_cases)
+        structlog.contextvars.bind_contextvars(user_id=viewer)
+        return RequestContext(viewer=viewer, auth_failure=None, use_cases=use_cases)
+
+    schema = build_schema(
+        max_depth=settings.graphql_max_depth,
+        max_aliases=settings.graphql_max_aliases,
+        max_tokens=settings.graphql_max_tokens,
+        introspection=not settings.is_production,
+    )
+    graphql = AuthenticatedGraphQLRouter(
+        schema,
+        context_getter=context_getter,
+        graphql_ide=None if settings.is_production else "graphiql",
+        # Mutations must not ride on GET (CSRF-able links); queries may, for caching proxies.
+        allow_queries_via_get=True,
+    )
+
+    app = FastAPI(title="libingest", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.include_router(graphql, prefix="/graphql")
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz(request: Request) -> JSONResponse:
+        if await is_reachable(request.app.state.engine):
+            return JSONResponse({"status": "ready", "database": "ok"})
+        return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
+
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.graphql_max_body_bytes)
+    app.add_middleware(RequestContextMiddleware)
+    app.state.container = container
+    return app

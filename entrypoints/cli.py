@@ -1,0 +1,92 @@
+"""The `libingest` command: serve, migrate, token. Exit codes: 0 ok, 2 bad usage or input,
+1 anything unexpected."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+from domain.errors import DomainError
+from entrypoints.logging import configure_logging
+from entrypoints.settings import Settings
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+# The CLI's one table from expected errors to exit codes.
+EXIT_CODES: dict[type[BaseException], int] = {DomainError: EXIT_USAGE, ValueError: EXIT_USAGE}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="libingest", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the API (and its background work)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    commands.add_parser("migrate", help="apply the database migrations")
+    token = commands.add_parser("token", help="print a token for USER_ID (local use)")
+    token.add_argument("user_id")
+    args = parser.parse_args(argv)
+
+    settings = Settings()
+    configure_logging(
+        level=settings.libingest_log_level, json=settings.libingest_log_format == "json"
+    )
+    try:
+        if args.command == "serve":
+            return _serve(args.host, args.port)
+        if args.command == "migrate":
+            return asyncio.run(_migrate())
+        if args.command == "token":
+            return _token(args.user_id)
+    except tuple(EXIT_CODES) as error:
+        code = next(c for t, c in EXIT_CODES.items() if isinstance(error, t))
+        print(f"libingest: {error}", file=sys.stderr)
+        return code
+    parser.error(f"unknown command {args.command}")
+    return EXIT_USAGE
+
+
+def _serve(host: str, port: int) -> int:
+    import uvicorn
+
+    from entrypoints.app import create_app
+
+    uvicorn.run(
+        create_app(),
+        host=host,
+        port=port,
+        log_config=None,  # our structlog configuration stays in charge
+        timeout_graceful_shutdown=10,
+    )
+    return EXIT_OK
+
+
+async def _migrate() -> int:
+    from adapters.postgres.migrate import current_revision, upgrade_to_head
+    from entrypoints.container import Container
+
+    container = Container()
+    await container.init_resources()  # type: ignore[misc]
+    try:
+        engine = await container.engine()  # type: ignore[misc]
+        await upgrade_to_head(engine)
+        print(f"database at revision {await current_revision(engine)}")
+    finally:
+        await container.shutdown_resources()  # type: ignore[misc]
+    return EXIT_OK
+
+
+def _token(user_id: str) -> int:
+    from entrypoints.container import Container
+
+    authenticator = Container().authenticator()
+    print(authenticator.issue(user_id))
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

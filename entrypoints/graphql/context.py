@@ -1,0 +1,34 @@
+"""Per-request GraphQL context: who is asking, the use cases, and this request's DataLoaders."""
+
+from __future__ import annotations
+
+from strawberry.dataloader import DataLoader
+from strawberry.fastapi import BaseContext
+
+from domain.library import IngestionProgress
+from domain.values import LibraryItemId, UserId
+from entrypoints.use_cases import LibraryUseCases
+
+
+class RequestContext(BaseContext):
+    def __init__(
+        self, *, viewer: UserId | None, auth_failure: str | None, use_cases: LibraryUseCases
+    ) -> None:
+        super().__init__()
+        self.viewer = viewer
+        self.auth_failure = auth_failure
+        self.use_cases = use_cases
+        # One query for the progress of a whole page of items, not one per item.
+        self.progress_loader: DataLoader[LibraryItemId, IngestionProgress] = DataLoader(
+            load_fn=self._load_progress
+        )
+
+    @property
+    def user_id(self) -> UserId:
+        # The router refuses every operation without a viewer before any resolver runs.
+        assert self.viewer is not None, "resolver reached without an authenticated viewer"
+        return self.viewer
+
+    async def _load_progress(self, item_ids: list[LibraryItemId]) -> list[IngestionProgress]:
+        by_id = await self.use_cases.progress(item_ids)
+        return [by_id[item_id] for item_id in item_ids]

@@ -1,0 +1,61 @@
+"""The GraphQL transport's one table from expected errors to what clients see.
+
+Mutations answer expected errors as members of their result union; query arguments that cannot
+be honoured become GraphQL errors with `extensions.code = "BAD_USER_INPUT"`. Anything not in
+these tables is unexpected and masked by the schema."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import strawberry
+from graphql import GraphQLError
+
+from application.errors import InvalidCursor, InvalidPageSize, LibraryItemNotFound
+from domain.errors import DomainError, InvalidCatalogId, InvalidUserId
+from entrypoints.graphql import types
+
+UNAUTHENTICATED = "UNAUTHENTICATED"
+BAD_USER_INPUT = "BAD_USER_INPUT"
+
+T = TypeVar("T")
+ErrorTable = dict[type[DomainError], Callable[[Any], T]]
+
+# Expected errors of the add mutations, as members of AddToLibraryResult.
+ADD_TO_LIBRARY_ERRORS: ErrorTable[types.InvalidCatalogId] = {
+    InvalidCatalogId: lambda error: types.InvalidCatalogId(
+        message=str(error), catalog_id=error.raw
+    ),
+}
+# Expected errors of removeFromLibrary, as members of RemoveFromLibraryResult.
+REMOVE_FROM_LIBRARY_ERRORS: ErrorTable[types.LibraryItemNotFound] = {
+    LibraryItemNotFound: lambda error: types.LibraryItemNotFound(
+        message=str(error), item_id=strawberry.ID(error.item_id)
+    ),
+}
+
+BAD_INPUT: tuple[type[DomainError], ...] = (InvalidCursor, InvalidPageSize, InvalidUserId)
+
+
+def as_union_member(table: ErrorTable[T], error: DomainError) -> T:
+    """The union member for an expected error; re-raises what the table does not know."""
+    for error_type, build in table.items():
+        if isinstance(error, error_type):
+            return build(error)
+    raise error
+
+
+def bad_user_input(error: DomainError) -> GraphQLError:
+    return GraphQLError(str(error), extensions={"code": BAD_USER_INPUT}, original_error=None)
+
+
+def unauthenticated(reason: str) -> GraphQLError:
+    return GraphQLError(f"authentication required: {reason}", extensions={"code": UNAUTHENTICATED})
+
+
+def should_mask(error: GraphQLError) -> bool:
+    """Mask only what escaped a resolver unexpectedly. Parse and validation errors (no original
+    error) and the GraphQLErrors raised on purpose above stay as they are."""
+    original = error.original_error
+    return original is not None and not isinstance(original, GraphQLError)

@@ -1,0 +1,149 @@
+"""Queries and mutations: each resolver parses input, calls one use case, and maps the result."""
+
+from __future__ import annotations
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import (
+    MaskErrors,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    ValidationCache,
+)
+from strawberry.extensions.disable_introspection import DisableIntrospection
+from strawberry.types import Info
+
+from application.errors import LibraryItemNotFound
+from application.use_cases.add_album_to_library import AddAlbumToLibraryCommand
+from application.use_cases.add_track_to_library import AddTrackToLibraryCommand
+from application.use_cases.get_library_item import GetLibraryItemCommand
+from application.use_cases.list_library import ListLibraryCommand
+from application.use_cases.remove_from_library import RemoveFromLibraryCommand
+from domain.errors import DomainError
+from entrypoints.graphql import types
+from entrypoints.graphql.context import RequestContext
+from entrypoints.graphql.errors import (
+    ADD_TO_LIBRARY_ERRORS,
+    BAD_INPUT,
+    REMOVE_FROM_LIBRARY_ERRORS,
+    as_union_member,
+    bad_user_input,
+    should_mask,
+)
+
+GraphQLInfo = Info[RequestContext, None]
+
+
+@strawberry.type
+class Query:
+    @strawberry.field
+    async def library(
+        self,
+        info: GraphQLInfo,
+        first: int | None = 50,
+        after: str | None = None,
+        kind: types.LibraryItemKind | None = None,
+    ) -> types.LibraryConnection:
+        command = ListLibraryCommand(
+            user_id=info.context.user_id,
+            first=50 if first is None else first,
+            after=after,
+            kind=kind.to_domain() if kind is not None else None,
+        )
+        try:
+            page = await info.context.use_cases.list_library(command)
+        except BAD_INPUT as error:
+            raise bad_user_input(error) from None
+        edges = [
+            types.LibraryItemEdge(cursor=cursor, node=types.LibraryItem.from_domain(item))
+            for item, cursor in zip(page.items, page.cursors, strict=True)
+        ]
+        return types.LibraryConnection(
+            edges=edges,
+            page_info=types.PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor),
+            total_count=page.total_count,
+        )
+
+    @strawberry.field
+    async def library_item(self, info: GraphQLInfo, id: strawberry.ID) -> types.LibraryItem | None:
+        command = GetLibraryItemCommand(user_id=info.context.user_id, item_id=str(id))
+        try:
+            item = await info.context.use_cases.get_item(command)
+        except LibraryItemNotFound:
+            return None
+        return types.LibraryItem.from_domain(item)
+
+    @strawberry.field
+    async def search_tracks(
+        self, info: GraphQLInfo, query: str, limit: int | None = 10
+    ) -> list[types.TrackHit]:
+        raise GraphQLError(
+            "searchTracks is not available yet: the search index is built by the ingestion "
+            "worker, which this version does not run",
+            extensions={"code": "NOT_IMPLEMENTED"},
+        )
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation
+    async def add_track_to_library(
+        self, info: GraphQLInfo, track_id: strawberry.ID
+    ) -> types.AddToLibraryResult:
+        command = AddTrackToLibraryCommand(user_id=info.context.user_id, track_id=str(track_id))
+        try:
+            added = await info.context.use_cases.add_track(command)
+        except DomainError as error:
+            return as_union_member(ADD_TO_LIBRARY_ERRORS, error)
+        return types.AddToLibrarySuccess(
+            item=types.LibraryItem.from_domain(added.item),
+            already_in_library=added.already_in_library,
+        )
+
+    @strawberry.mutation
+    async def add_album_to_library(
+        self, info: GraphQLInfo, album_id: strawberry.ID
+    ) -> types.AddToLibraryResult:
+        command = AddAlbumToLibraryCommand(user_id=info.context.user_id, album_id=str(album_id))
+        try:
+            added = await info.context.use_cases.add_album(command)
+        except DomainError as error:
+            return as_union_member(ADD_TO_LIBRARY_ERRORS, error)
+        return types.AddToLibrarySuccess(
+            item=types.LibraryItem.from_domain(added.item),
+            already_in_library=added.already_in_library,
+        )
+
+    @strawberry.mutation
+    async def remove_from_library(
+        self, info: GraphQLInfo, item_id: strawberry.ID
+    ) -> types.RemoveFromLibraryResult:
+        command = RemoveFromLibraryCommand(user_id=info.context.user_id, item_id=str(item_id))
+        try:
+            removed = await info.context.use_cases.remove(command)
+        except DomainError as error:
+            return as_union_member(REMOVE_FROM_LIBRARY_ERRORS, error)
+        return types.RemoveFromLibrarySuccess(removed_item_id=strawberry.ID(str(removed)))
+
+
+def build_schema(
+    *, max_depth: int, max_aliases: int, max_tokens: int, introspection: bool
+) -> strawberry.Schema:
+    extensions: list[object] = [
+        MaxTokensLimiter(max_token_count=max_tokens),
+        QueryDepthLimiter(max_depth=max_depth),
+        MaxAliasesLimiter(max_alias_count=max_aliases),
+        ParserCache(maxsize=256),
+        ValidationCache(maxsize=256),
+        MaskErrors(should_mask_error=should_mask, error_message="Unexpected error."),
+    ]
+    if not introspection:
+        extensions.append(DisableIntrospection())
+    return strawberry.Schema(
+        query=Query,
+        mutation=Mutation,
+        types=[types.InvalidCatalogId, types.LibraryItemNotFound],
+        extensions=extensions,  # type: ignore[arg-type]
+    )
