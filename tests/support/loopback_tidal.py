@@ -1,0 +1,644 @@
+"""A loopback TIDAL: a real HTTP server on 127.0.0.1 that speaks TIDAL's v2 JSON:API.
+
+It answers what the adapter calls, in the shapes shared/reference/tidal-api.md documents:
+
+- `POST /v1/oauth2/token` (client credentials, form body or HTTP Basic)
+- `GET /v2/tracks/{id}`, `GET /v2/tracks?filter[id]=...` (repeated keys or comma-joined; unknown
+  ids omitted; answered in reverse order, since TIDAL does not keep the request's order)
+- `GET /v2/albums/{id}?include=items` and `GET /v2/albums?filter[id]=...`: the first page of
+  items in `relationships.items`, whose `links.next` drops `include` as TIDAL's does
+- `GET /v2/albums/{id}/relationships/items?page[cursor]=...`: later pages, `links.next` relative
+  to `/v2`, absent on the last page
+
+Usage::
+
+    with LoopbackTidal() as tidal:
+        tidal.add_album(generated_album("1001", tracks=46))
+        tidal.switches.latency = 0.05
+        tidal.switches.faults.append(Fault.rate_limited(retry_after="0"))
+        ...  # point the adapter at tidal.base_url / tidal.auth_url
+        assert tidal.counts.api == 3 and tidal.counts.token == 1
+
+The server runs uvicorn in a daemon thread, so it serves synchronous and asynchronous callers
+alike; `asgi_app` serves the same catalogue in-process through `httpx.ASGITransport`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, quote, urlencode
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+CLIENT_ID = "loopback-client"
+CLIENT_SECRET = "loopback-secret"
+JSON_API = "application/vnd.api+json"
+_DEFAULT_ARTIST = ("9000001", "Loopback Artist")
+
+
+@dataclass(frozen=True, slots=True)
+class LoopbackArtist:
+    id: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class LoopbackTrack:
+    """One item of an album (or a standalone track). `kind` is "tracks" or "videos"."""
+
+    id: str
+    title: str
+    isrc: str | None
+    volume_number: int = 1
+    track_number: int = 1
+    artists: tuple[LoopbackArtist, ...] = (LoopbackArtist(*_DEFAULT_ARTIST),)
+    duration: str = "PT3M"
+    version: str | None = None
+    kind: str = "tracks"
+
+
+@dataclass(frozen=True, slots=True)
+class LoopbackAlbum:
+    id: str
+    title: str
+    items: tuple[LoopbackTrack, ...]
+    artists: tuple[LoopbackArtist, ...] = (LoopbackArtist(*_DEFAULT_ARTIST),)
+
+
+def generated_album(
+    album_id: str,
+    tracks: int,
+    *,
+    volumes: int = 1,
+    videos_at: Iterable[int] = (),
+    isrc_prefix: str = "QZLBK26",
+) -> LoopbackAlbum:
+    """An album of `tracks` items with ids album_id+1.., ISRCs `<prefix>00001`.., spread evenly
+    over `volumes`. Positions (0-based) in `videos_at` are videos instead of tracks."""
+    videos = set(videos_at)
+    per_volume = max(1, -(-tracks // volumes))
+    items = []
+    for position in range(tracks):
+        number = position + 1
+        items.append(
+            LoopbackTrack(
+                id=str(int(album_id) + number),
+                title=f"Loopback track {number}",
+                isrc=f"{isrc_prefix}{number:05d}",
+                volume_number=position // per_volume + 1,
+                track_number=position % per_volume + 1,
+                kind="videos" if position in videos else "tracks",
+            )
+        )
+    return LoopbackAlbum(id=album_id, title=f"Loopback album {album_id}", items=tuple(items))
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    """What one API response does instead of answering normally."""
+
+    status: int | None = None
+    retry_after: str | None = None
+    hang: bool = False
+    body: str | None = None
+
+    @classmethod
+    def server_error(cls, status: int = 503) -> Fault:
+        return cls(status=status)
+
+    @classmethod
+    def rate_limited(cls, retry_after: str | None = None) -> Fault:
+        """429, with `Retry-After` in seconds ("1") or as an HTTP date, or without it."""
+        return cls(status=429, retry_after=retry_after)
+
+    @classmethod
+    def timeout(cls) -> Fault:
+        """Hold the response until the client gives up (or `Switches.hang_seconds` pass)."""
+        return cls(hang=True)
+
+    @classmethod
+    def malformed(cls, body: str = "<html>gateway says hello</html>") -> Fault:
+        """200 with a body that is not a JSON:API document."""
+        return cls(status=200, body=body)
+
+
+@dataclass
+class Switches:
+    """Behaviour of the server, changeable while it runs (from any thread)."""
+
+    latency: float = 0.0  # seconds added to every response, token endpoint included
+    page_size: int = 20
+    batch_limit: int = 20  # /tracks?filter[id] with more ids than this answers 400
+    omit_from_included: set[str] = field(default_factory=set)  # track ids left out of album pages
+    faults: deque[Fault] = field(default_factory=deque)  # one-shot, taken by API requests in order
+    every_request: Fault | None = None  # applied to every API request (e.g. 5xx forever)
+    hang_seconds: float = 30.0
+    token_expires_in: int = 14_400
+    ratelimit_headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class RequestCounts:
+    """Requests received, by endpoint: "token", "track", "tracks", "album", "albums",
+    "album_items". `api` is every call but the token's."""
+
+    by_endpoint: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def token(self) -> int:
+        return self.by_endpoint["token"]
+
+    @property
+    def api(self) -> int:
+        return sum(n for endpoint, n in self.by_endpoint.items() if endpoint != "token")
+
+
+class LoopbackTidal:
+    """TIDAL's catalogue API on 127.0.0.1 at an ephemeral port, served from albums and tracks
+    the test adds. Start it with `with` (or `start()`/`stop()`)."""
+
+    client_id = CLIENT_ID
+    client_secret = CLIENT_SECRET
+
+    def __init__(self, switches: Switches | None = None) -> None:
+        self.switches = switches or Switches()
+        self._albums: dict[str, LoopbackAlbum] = {}
+        self._tracks: dict[str, tuple[LoopbackTrack, str | None]] = {}  # id -> (track, album id)
+        self._counts = RequestCounts()
+        self._valid_tokens: set[str] = set()
+        self._issued = 0
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._port: int | None = None
+        self.asgi_app = Starlette(
+            routes=[
+                Route("/v1/oauth2/token", self._token, methods=["POST"]),
+                Route("/v2/tracks", self._tracks_batch),
+                Route("/v2/tracks/{track_id}", self._track),
+                Route("/v2/albums", self._albums_batch),
+                Route("/v2/albums/{album_id}", self._album),
+                Route("/v2/albums/{album_id}/relationships/items", self._album_items),
+            ]
+        )
+
+    # -- catalogue and observation ------------------------------------------------------------
+
+    def add_album(self, album: LoopbackAlbum) -> LoopbackAlbum:
+        with self._lock:
+            self._albums[album.id] = album
+            for item in album.items:
+                self._tracks[item.id] = (item, album.id)
+        return album
+
+    def add_track(self, track: LoopbackTrack) -> LoopbackTrack:
+        with self._lock:
+            self._tracks[track.id] = (track, None)
+        return track
+
+    @property
+    def counts(self) -> RequestCounts:
+        """A snapshot of the requests received so far."""
+        with self._lock:
+            return RequestCounts(Counter(self._counts.by_endpoint))
+
+    def reset_counts(self) -> None:
+        with self._lock:
+            self._counts = RequestCounts()
+
+    def revoke_tokens(self) -> None:
+        """Every token issued so far now answers 401, as an expired one would."""
+        with self._lock:
+            self._valid_tokens.clear()
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    @property
+    def origin(self) -> str:
+        if self._port is None:
+            raise RuntimeError("the loopback TIDAL server is not running")
+        return f"http://127.0.0.1:{self._port}"
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.origin}/v2"
+
+    @property
+    def auth_url(self) -> str:
+        return f"{self.origin}/v1/oauth2/token"
+
+    def start(self) -> LoopbackTidal:
+        config = uvicorn.Config(
+            self.asgi_app,
+            host="127.0.0.1",
+            port=0,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=1,
+        )
+        self._server = uvicorn.Server(config)
+        self._stopping.clear()
+        self._thread = threading.Thread(target=self._server.run, name="loopback-tidal", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("the loopback TIDAL server did not start")
+            time.sleep(0.01)
+        self._port = self._server.servers[0].sockets[0].getsockname()[1]
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self._server = self._thread = self._port = None
+
+    def __enter__(self) -> LoopbackTidal:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    # -- endpoints ----------------------------------------------------------------------------
+
+    async def _token(self, request: Request) -> Response:
+        self._count("token")
+        await self._delay()
+        form = {key: values[0] for key, values in parse_qs((await request.body()).decode()).items()}
+        client_id, client_secret = form.get("client_id"), form.get("client_secret")
+        basic = request.headers.get("authorization", "")
+        if basic.lower().startswith("basic "):
+            try:
+                client_id, _, client_secret = base64.b64decode(basic[6:]).decode().partition(":")
+            except (binascii.Error, UnicodeDecodeError):
+                client_id = client_secret = None
+        if form.get("grant_type") != "client_credentials":
+            return _json(
+                {"status": 400, "error": "unsupported_grant_type"}, 400, "application/json"
+            )
+        if (client_id, client_secret) != (CLIENT_ID, CLIENT_SECRET):
+            body = {"status": 401, "error": "invalid_client", "sub_status": 1002}
+            return _json(body, 401, "application/json")
+        with self._lock:
+            self._issued += 1
+            token = f"loopback-token-{self._issued}"
+            self._valid_tokens.add(token)
+        body = {
+            "access_token": token,
+            "token_type": "Bearer",
+            "expires_in": self.switches.token_expires_in,
+            "scope": "",
+        }
+        return _json(body, 200, "application/json")
+
+    async def _track(self, request: Request) -> Response:
+        if (refused := await self._admit(request, "track")) is not None:
+            return refused
+        entry = self._tracks.get(request.path_params["track_id"])
+        if entry is None or entry[0].kind != "tracks":
+            return _not_found("Track", request.path_params["track_id"])
+        track, album_id = entry
+        includes = _includes(request)
+        included = _artist_resources([track]) if "artists" in includes else []
+        if "albums" in includes and album_id is not None:
+            included.append(self._album_resource(self._albums[album_id], set(), _country(request)))
+        document = {
+            "data": _track_resource(track, album_id, _country(request)),
+            "links": {"self": _self_link(request)},
+        }
+        if included:
+            document["included"] = included
+        return _json(document)
+
+    async def _tracks_batch(self, request: Request) -> Response:
+        if (refused := await self._admit(request, "tracks")) is not None:
+            return refused
+        ids = _filter_ids(request)
+        if not ids:
+            return _bad_request("filter[id] is required here")
+        if len(ids) > self.switches.batch_limit:
+            return _bad_request(f"at most {self.switches.batch_limit} ids per request")
+        found = [
+            self._tracks[track_id]
+            for track_id in dict.fromkeys(ids)
+            if track_id in self._tracks and self._tracks[track_id][0].kind == "tracks"
+        ]
+        found.reverse()  # TIDAL sorts by its own key, not by the filter's order
+        document: dict[str, Any] = {
+            "data": [_track_resource(t, album_id, _country(request)) for t, album_id in found],
+            "links": {"self": _self_link(request)},
+        }
+        if "artists" in _includes(request):
+            document["included"] = _artist_resources([t for t, _ in found])
+        return _json(document)
+
+    async def _album(self, request: Request) -> Response:
+        if (refused := await self._admit(request, "album")) is not None:
+            return refused
+        album = self._albums.get(request.path_params["album_id"])
+        if album is None:
+            return _not_found("Album", request.path_params["album_id"])
+        data, included = self._album_document(album, request)
+        return _json({"data": data, "included": included, "links": {"self": _self_link(request)}})
+
+    async def _albums_batch(self, request: Request) -> Response:
+        if (refused := await self._admit(request, "albums")) is not None:
+            return refused
+        data: list[Any] = []
+        included: list[Any] = []
+        for album_id in dict.fromkeys(_filter_ids(request)):
+            if album_id in self._albums:
+                resource, extra = self._album_document(self._albums[album_id], request)
+                data.append(resource)
+                included.extend(extra)
+        return _json({"data": data, "included": included, "links": {"self": _self_link(request)}})
+
+    async def _album_items(self, request: Request) -> Response:
+        if (refused := await self._admit(request, "album_items")) is not None:
+            return refused
+        album = self._albums.get(request.path_params["album_id"])
+        if album is None:
+            return _not_found("Album", request.path_params["album_id"])
+        cursor = request.query_params.get("page[cursor]")
+        start = _offset(cursor, album.id) if cursor else 0
+        if start is None:
+            return _bad_request("invalid page[cursor]")
+        includes = _includes(request)
+        page = album.items[start : start + self.switches.page_size]
+        document: dict[str, Any] = {
+            "data": [_item_identifier(item) for item in page],
+            "links": self._page_links(album, start, request, echo_include=True),
+        }
+        if _includes_items(includes):
+            document["included"] = self._included_items(page, includes, _country(request))
+        return _json(document)
+
+    # -- documents ----------------------------------------------------------------------------
+
+    def _album_document(
+        self, album: LoopbackAlbum, request: Request
+    ) -> tuple[dict[str, Any], list[Any]]:
+        includes = _includes(request)
+        country = _country(request)
+        resource = self._album_resource(album, includes, country)
+        included: list[Any] = []
+        if _includes_items(includes):
+            first_page = album.items[: self.switches.page_size]
+            resource["relationships"]["items"] = {
+                "data": [_item_identifier(item) for item in first_page],
+                # TIDAL's embedded next link carries countryCode and the cursor, not include.
+                "links": self._page_links(album, 0, request, echo_include=False),
+            }
+            included.extend(self._included_items(first_page, includes, country))
+        if "artists" in includes:
+            included.extend(_artist_resource(artist) for artist in album.artists)
+        return resource, _unique(included)
+
+    def _album_resource(
+        self, album: LoopbackAlbum, includes: set[str], country: str
+    ) -> dict[str, Any]:
+        relationships: dict[str, Any] = {
+            "items": {
+                "links": {"self": f"/albums/{album.id}/relationships/items?countryCode={country}"}
+            },
+            "artists": {
+                "links": {"self": f"/albums/{album.id}/relationships/artists?countryCode={country}"}
+            },
+        }
+        if "artists" in includes:
+            relationships["artists"]["data"] = [
+                {"id": artist.id, "type": "artists"} for artist in album.artists
+            ]
+        return {
+            "id": album.id,
+            "type": "albums",
+            "attributes": {
+                "title": album.title,
+                "barcodeId": "0000000000000",
+                "numberOfItems": len(album.items),
+                "numberOfVolumes": max((item.volume_number for item in album.items), default=1),
+                "duration": "PT1H2M",
+                "explicit": False,
+                "mediaTags": ["LOSSLESS"],
+                "popularity": 0.5,
+                "albumType": "ALBUM",
+                "type": "ALBUM",
+                "copyright": {"text": "Loopback Records"},
+                "releaseDate": "2026-01-01",
+            },
+            "relationships": relationships,
+        }
+
+    def _included_items(
+        self, page: Sequence[LoopbackTrack], includes: set[str], country: str
+    ) -> list[Any]:
+        shown = [item for item in page if item.id not in self.switches.omit_from_included]
+        included: list[Any] = [
+            _track_resource(item, self._tracks.get(item.id, (item, None))[1], country)
+            for item in shown
+        ]
+        if "items.artists" in includes:
+            included.extend(_artist_resources(shown))
+        return _unique(included)
+
+    def _page_links(
+        self, album: LoopbackAlbum, start: int, request: Request, *, echo_include: bool
+    ) -> dict[str, Any]:
+        path = f"/albums/{album.id}/relationships/items"
+        params: dict[str, str] = {"countryCode": _country(request)}
+        if echo_include and request.query_params.get("include"):
+            params["include"] = request.query_params["include"]
+        self_params = dict(params)
+        if start:
+            self_params["page[cursor]"] = _cursor(album.id, start)
+        links: dict[str, Any] = {"self": f"{path}?{urlencode(self_params, quote_via=quote)}"}
+        following = start + self.switches.page_size
+        if following < len(album.items):
+            cursor = _cursor(album.id, following)
+            next_params = {**params, "page[cursor]": cursor}
+            links["next"] = f"{path}?{urlencode(next_params, quote_via=quote)}"
+            links["meta"] = {"nextCursor": cursor}
+        return links
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    def _count(self, endpoint: str) -> None:
+        with self._lock:
+            self._counts.by_endpoint[endpoint] += 1
+
+    async def _delay(self) -> None:
+        if self.switches.latency > 0:
+            await asyncio.sleep(self.switches.latency)
+
+    async def _admit(self, request: Request, endpoint: str) -> Response | None:
+        """Count the call, apply latency and faults, check the token; a response means "answer
+        with this instead"."""
+        self._count(endpoint)
+        await self._delay()
+        with self._lock:
+            fault = self.switches.faults.popleft() if self.switches.faults else None
+        fault = fault or self.switches.every_request
+        if fault is not None:
+            if fault.hang:
+                deadline = time.monotonic() + self.switches.hang_seconds
+                while time.monotonic() < deadline and not self._stopping.is_set():
+                    await asyncio.sleep(0.02)
+                return _json({"errors": [{"code": "GATEWAY_TIMEOUT", "detail": "hung"}]}, 504)
+            if fault.body is not None:
+                return Response(fault.body, status_code=fault.status or 200, media_type=JSON_API)
+            if fault.status is not None:
+                headers = {"retry-after": fault.retry_after} if fault.retry_after else {}
+                headers.update(self.switches.ratelimit_headers)
+                detail = "Rate limit exceeded" if fault.status == 429 else "Service unavailable"
+                return _json({"errors": [{"detail": detail}]}, fault.status, headers=headers)
+        authorization = request.headers.get("authorization", "")
+        with self._lock:
+            authorized = authorization.startswith("Bearer ") and (
+                authorization[7:] in self._valid_tokens
+            )
+        if not authorized:
+            body = {
+                "errors": [
+                    {
+                        "code": "UNAUTHORIZED",
+                        "detail": "Invalid or missing Authorization Header",
+                        "meta": {"category": "AUTHENTICATION_ERROR"},
+                    }
+                ]
+            }
+            return _json(body, 401)
+        return None
+
+
+def _json(
+    body: Any,
+    status: int = 200,
+    media_type: str = JSON_API,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    return Response(json.dumps(body), status_code=status, media_type=media_type, headers=headers)
+
+
+def _not_found(kind: str, resource_id: str) -> Response:
+    # Real 404 bodies carry code/detail/meta and no status.
+    error = {
+        "code": "NOT_FOUND",
+        "detail": f"{kind} of a given 'id' {resource_id} not found",
+        "meta": {"category": "INVALID_REQUEST_ERROR"},
+    }
+    return _json({"errors": [error]}, 404)
+
+
+def _bad_request(detail: str) -> Response:
+    return _json({"errors": [{"code": "GENERIC_REQUEST_ERROR", "detail": detail}]}, 400)
+
+
+def _includes(request: Request) -> set[str]:
+    values = request.query_params.getlist("include")
+    return {part.strip() for value in values for part in value.split(",") if part.strip()}
+
+
+def _includes_items(includes: set[str]) -> bool:
+    return any(path == "items" or path.startswith("items.") for path in includes)
+
+
+def _filter_ids(request: Request) -> list[str]:
+    values = request.query_params.getlist("filter[id]")
+    return [part for value in values for part in value.split(",") if part]
+
+
+def _country(request: Request) -> str:
+    return request.query_params.get("countryCode", "US")
+
+
+def _self_link(request: Request) -> str:
+    path = request.url.path.removeprefix("/v2")
+    return f"{path}?{request.url.query}" if request.url.query else path
+
+
+def _cursor(album_id: str, offset: int) -> str:
+    return base64.urlsafe_b64encode(f"{album_id}:{offset}".encode()).decode().rstrip("=")
+
+
+def _offset(cursor: str, album_id: str) -> int | None:
+    try:
+        decoded = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    owner, _, offset = decoded.partition(":")
+    return int(offset) if owner == album_id and offset.isdigit() else None
+
+
+def _item_identifier(item: LoopbackTrack) -> dict[str, Any]:
+    return {
+        "id": item.id,
+        "type": item.kind,
+        "meta": {"trackNumber": item.track_number, "volumeNumber": item.volume_number},
+    }
+
+
+def _track_resource(track: LoopbackTrack, album_id: str | None, country: str) -> dict[str, Any]:
+    attributes: dict[str, Any] = {
+        "title": track.title,
+        "version": track.version,
+        "duration": track.duration,
+        "explicit": False,
+        "popularity": 0.1,
+        "mediaTags": ["LOSSLESS"],
+        "copyright": {"text": "Loopback Records"},
+        "accessType": "PUBLIC",
+        "availability": ["STREAM", "DJ"],
+    }
+    if track.isrc is not None:
+        attributes["isrc"] = track.isrc
+    albums: dict[str, Any] = {"links": {"self": f"/{track.kind}/{track.id}/relationships/albums"}}
+    if album_id is not None:
+        albums["data"] = [{"id": album_id, "type": "albums"}]
+    return {
+        "id": track.id,
+        "type": track.kind,
+        "attributes": attributes,
+        "relationships": {
+            "artists": {
+                "data": [{"id": artist.id, "type": "artists"} for artist in track.artists],
+                "links": {
+                    "self": f"/{track.kind}/{track.id}/relationships/artists?countryCode={country}"
+                },
+            },
+            "albums": albums,
+        },
+    }
+
+
+def _artist_resource(artist: LoopbackArtist) -> dict[str, Any]:
+    return {"id": artist.id, "type": "artists", "attributes": {"name": artist.name}}
+
+
+def _artist_resources(tracks: Iterable[LoopbackTrack]) -> list[Any]:
+    return _unique(_artist_resource(artist) for track in tracks for artist in track.artists)
+
+
+def _unique(resources: Iterable[dict[str, Any]]) -> list[Any]:
+    """JSON:API forbids a resource twice in `included`."""
+    seen: dict[tuple[str, str], dict[str, Any]] = {}
+    for resource in resources:
+        seen.setdefault((resource["type"], resource["id"]), resource)
+    return list(seen.values())
