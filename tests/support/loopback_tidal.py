@@ -320,7 +320,7 @@ class LoopbackTidal:
         included = _artist_resources([track]) if "artists" in includes else []
         if "albums" in includes and album_id is not None:
             included.append(self._album_resource(self._albums[album_id], set(), _country(request)))
-        document = {
+        document: dict[str, Any] = {
             "data": _track_resource(track, album_id, _country(request)),
             "links": {"self": _self_link(request)},
         }
@@ -488,6 +488,13 @@ class LoopbackTidal:
         if self.switches.latency > 0:
             await asyncio.sleep(self.switches.latency)
 
+    async def _hang(self) -> None:
+        """Wait `hang_seconds`, or less if the server stops: a threading.Event, since the
+        server runs in its own thread and `stop()` is called from another."""
+        deadline = time.monotonic() + self.switches.hang_seconds
+        while time.monotonic() < deadline and not self._stopping.is_set():  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+
     async def _admit(self, request: Request, endpoint: str) -> Response | None:
         """Count the call, apply latency and faults, check the token; a response means "answer
         with this instead"."""
@@ -498,9 +505,7 @@ class LoopbackTidal:
         fault = fault or self.switches.every_request
         if fault is not None:
             if fault.hang:
-                deadline = time.monotonic() + self.switches.hang_seconds
-                while time.monotonic() < deadline and not self._stopping.is_set():
-                    await asyncio.sleep(0.02)
+                await self._hang()
                 return _json({"errors": [{"code": "GATEWAY_TIMEOUT", "detail": "hung"}]}, 504)
             if fault.body is not None:
                 return Response(fault.body, status_code=fault.status or 200, media_type=JSON_API)
