@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
+
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import (
@@ -10,6 +13,7 @@ from strawberry.extensions import (
     MaxTokensLimiter,
     ParserCache,
     QueryDepthLimiter,
+    SchemaExtension,
     ValidationCache,
 )
 from strawberry.extensions.disable_introspection import DisableIntrospection
@@ -131,19 +135,20 @@ class Mutation:
 def build_schema(
     *, max_depth: int, max_aliases: int, max_tokens: int, introspection: bool
 ) -> strawberry.Schema:
-    extensions: list[object] = [
-        MaxTokensLimiter(max_token_count=max_tokens),
-        QueryDepthLimiter(max_depth=max_depth),
-        MaxAliasesLimiter(max_alias_count=max_aliases),
-        ParserCache(maxsize=256),
-        ValidationCache(maxsize=256),
-        MaskErrors(should_mask_error=should_mask, error_message="Unexpected error."),
+    # Factories, not instances: Strawberry builds a fresh extension for every request.
+    extensions: list[Callable[[], SchemaExtension]] = [
+        partial(MaxTokensLimiter, max_token_count=max_tokens),
+        partial(QueryDepthLimiter, max_depth=max_depth),
+        partial(MaxAliasesLimiter, max_alias_count=max_aliases),
+        partial(ParserCache, maxsize=256),
+        partial(ValidationCache, maxsize=256),
+        partial(MaskErrors, should_mask_error=should_mask, error_message="Unexpected error."),
     ]
     if not introspection:
-        extensions.append(DisableIntrospection())
+        extensions.append(DisableIntrospection)
     return strawberry.Schema(
         query=Query,
         mutation=Mutation,
         types=[types.InvalidCatalogId, types.LibraryItemNotFound],
-        extensions=extensions,  # type: ignore[arg-type]
+        extensions=extensions,
     )

@@ -1,0 +1,89 @@
+"""The real ASGI application over HTTP (httpx), with its lifespan, on the test database."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from dependency_injector import providers
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from adapters.auth.jwt_tokens import JwtAuthenticator, JwtSettings
+from entrypoints.app import create_app
+from entrypoints.container import Container
+from entrypoints.settings import Settings
+
+JWT_SECRET = "test-secret-that-is-long-enough-0123456789"
+
+
+@pytest.fixture
+def settings_overrides(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """Parametrize indirectly to run the app with other settings."""
+    return dict(getattr(request, "param", {}))
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path, settings_overrides: dict[str, Any]) -> Settings:
+    values: dict[str, Any] = {
+        "libingest_data_dir": tmp_path,
+        "database_url": database_url,
+        "auth_jwt_secret": JWT_SECRET,
+        "database_pool_size": 20,
+    }
+    return Settings(**(values | settings_overrides))
+
+
+@pytest.fixture
+async def app(settings: Settings, engine: AsyncEngine) -> AsyncIterator[FastAPI]:
+    container = Container()
+    container.settings.override(providers.Object(settings))
+    application = create_app(container)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://libingest.test") as c:
+        yield c
+
+
+@pytest.fixture
+def token_for() -> Callable[..., str]:
+    authenticator = JwtAuthenticator(JwtSettings(secret=JWT_SECRET))
+
+    def issue(user_id: str, lifetime: timedelta = timedelta(hours=1)) -> str:
+        return authenticator.issue(user_id, lifetime=lifetime)
+
+    return issue
+
+
+class GraphQLClient:
+    def __init__(self, client: httpx.AsyncClient, token: str | None) -> None:
+        self.client = client
+        self.token = token
+
+    async def post(self, query: str, variables: dict[str, Any] | None = None) -> httpx.Response:
+        headers = {"authorization": f"Bearer {self.token}"} if self.token else {}
+        return await self.client.post(
+            "/graphql", json={"query": query, "variables": variables or {}}, headers=headers
+        )
+
+    async def __call__(self, query: str, variables: dict[str, Any] | None = None) -> Any:
+        response = await self.post(query, variables)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+
+@pytest.fixture
+def as_user(client: httpx.AsyncClient, token_for: Callable[..., str]) -> Callable[[str], Any]:
+    def make(user_id: str) -> GraphQLClient:
+        return GraphQLClient(client, token_for(user_id))
+
+    return make

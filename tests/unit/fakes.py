@@ -1,0 +1,133 @@
+"""Plain in-memory fakes of the ports, for unit tests of the use cases only."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from types import TracebackType
+from typing import Self
+
+from application.ports.unit_of_work import LibraryPosition, LibrarySlice
+from domain.library import IngestionProgress, LibraryItem, LibraryItemKind
+from domain.values import CatalogId, LibraryItemId, UserId
+
+
+class FakeClock:
+    def __init__(self, start: datetime | None = None) -> None:
+        self.current = start or datetime(2026, 1, 1, tzinfo=UTC)
+
+    def now(self) -> datetime:
+        self.current += timedelta(microseconds=1)
+        return self.current
+
+
+class FakeStore:
+    """What the fake database holds; survives across units of work."""
+
+    def __init__(self) -> None:
+        self.items: dict[LibraryItemId, LibraryItem] = {}
+        self.jobs: dict[LibraryItemId, datetime] = {}
+        self.commits = 0
+
+
+class FakeLibrary:
+    def __init__(self, items: dict[LibraryItemId, LibraryItem]) -> None:
+        self.items = items
+
+    async def add_if_absent(self, item: LibraryItem) -> tuple[LibraryItem, bool]:
+        existing = await self.find(item.user_id, item.kind, item.catalog_id)
+        if existing is not None:
+            return existing, False
+        self.items[item.id] = item
+        return item, True
+
+    async def get(self, user_id: UserId, item_id: LibraryItemId) -> LibraryItem | None:
+        item = self.items.get(item_id)
+        return item if item is not None and item.user_id == user_id else None
+
+    async def find(
+        self, user_id: UserId, kind: LibraryItemKind, catalog_id: CatalogId
+    ) -> LibraryItem | None:
+        return next(
+            (
+                item
+                for item in self.items.values()
+                if (item.user_id, item.kind, item.catalog_id) == (user_id, kind, catalog_id)
+            ),
+            None,
+        )
+
+    async def remove(self, user_id: UserId, item_id: LibraryItemId) -> bool:
+        if await self.get(user_id, item_id) is None:
+            return False
+        del self.items[item_id]
+        return True
+
+    async def page(
+        self,
+        user_id: UserId,
+        *,
+        kind: LibraryItemKind | None,
+        after: LibraryPosition | None,
+        limit: int,
+    ) -> LibrarySlice:
+        owned = sorted(
+            (i for i in self.items.values() if i.user_id == user_id and kind in (None, i.kind)),
+            key=lambda i: (i.added_at, i.id),
+            reverse=True,
+        )
+        total = len(owned)
+        if after is not None:
+            owned = [i for i in owned if (i.added_at, i.id) < (after.added_at, after.item_id)]
+        return LibrarySlice(tuple(owned[:limit]), len(owned) > limit, total)
+
+
+class FakeOutbox:
+    def __init__(self, jobs: dict[LibraryItemId, datetime]) -> None:
+        self.jobs = jobs
+
+    async def enqueue(self, item_id: LibraryItemId, at: datetime) -> None:
+        self.jobs.setdefault(item_id, at)
+
+
+class FakeProgress:
+    async def for_items(
+        self, item_ids: Sequence[LibraryItemId]
+    ) -> dict[LibraryItemId, IngestionProgress]:
+        return {item_id: IngestionProgress() for item_id in item_ids}
+
+
+class FakeUnitOfWork:
+    """Works on copies and publishes them only on commit, so a rollback leaves no trace."""
+
+    def __init__(self, store: FakeStore) -> None:
+        self.store = store
+
+    async def __aenter__(self) -> Self:
+        self._items = dict(self.store.items)
+        self._jobs = dict(self.store.jobs)
+        self.library = FakeLibrary(self._items)
+        self.outbox = FakeOutbox(self._jobs)
+        self.progress = FakeProgress()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        return None
+
+    async def commit(self) -> None:
+        self.store.items = self._items
+        self.store.jobs = self._jobs
+        self.store.commits += 1
+
+
+class FakeUnitOfWorkFactory:
+    def __init__(self, store: FakeStore) -> None:
+        self.store = store
+
+    def __call__(self) -> FakeUnitOfWork:
+        return FakeUnitOfWork(self.store)
