@@ -263,6 +263,10 @@ class PageByPageScheduling(RuleBasedStateMachine):
         filtered = filter_indexed([track.isrc for track in result.unique if track.isrc], answered)
         self.requested += filtered.to_schedule
         self.already_indexed += filtered.already_indexed
+        if not index_available:  # fail open: the page's new ISRCs are all requested
+            assert list(filtered.to_schedule) == [track.isrc for track in result.unique]
+        else:
+            assert not set(filtered.to_schedule) & self.index
 
     @invariant()
     def each_isrc_is_requested_at_most_once(self) -> None:
@@ -273,6 +277,10 @@ class PageByPageScheduling(RuleBasedStateMachine):
         with_track = {track.isrc for track in self.arrived if track.isrc is not None}
         assert set(self.requested) | set(self.already_indexed) == with_track
         assert not set(self.requested) & set(self.already_indexed)
+
+    @invariant()
+    def only_what_the_index_holds_is_reported_as_indexed(self) -> None:
+        assert set(self.already_indexed) <= self.index
 
     @invariant()
     def every_track_without_an_isrc_is_reported(self) -> None:
