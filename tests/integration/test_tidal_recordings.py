@@ -33,7 +33,7 @@ def recording(name: str) -> Any:
 
 def recorded_item_ids(*names: str) -> list[str]:
     """The item ids of the recorded pages, in their order: the truth the stream must match."""
-    ids = []
+    ids: list[str] = []
     for name in names:
         data = recording(name)["data"]
         if data and data[0]["type"] == "albums":  # the album document: items in its relationship
