@@ -10,7 +10,7 @@ itself raises MalformedDocument, which the client turns into CatalogUnavailable.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -289,11 +289,3 @@ def album_items(album: Mapping[str, Any]) -> tuple[list[ItemRef], str | None] | 
     if not isinstance(items, dict) or "data" not in items:
         return None
     return item_refs(items["data"]), next_link(items.get("links"))
-
-
-def tracks_by_id(resources: Sequence[Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:
-    return {
-        resource["id"]: resource
-        for resource in resources
-        if resource.get("type") == TRACK_TYPE and isinstance(resource.get("id"), str)
-    }
