@@ -100,3 +100,11 @@ def filter_indexed(candidates: Sequence[Isrc], indexed: set[Isrc] | None) -> Ind
 def due_for_dispatch(last_dispatched_at: datetime | None, now: datetime) -> bool:
     """A request dispatched less than 24 h ago is not dispatched again."""
     return last_dispatched_at is None or now - last_dispatched_at >= SCHEDULE_WINDOW
+
+
+def retry_delay(attempt: int, *, base: timedelta, cap: timedelta) -> timedelta:
+    """Exponential backoff: base, 2 base, 4 base, ... never more than cap. `attempt` counts
+    from 1."""
+    exponent = min(max(attempt, 1) - 1, 32)  # 2**32 x base is past any sensible cap
+    delay: timedelta = base * (2**exponent)
+    return min(cap, delay)

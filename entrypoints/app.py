@@ -8,16 +8,20 @@ from contextlib import asynccontextmanager
 
 import structlog
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from adapters.auth.jwt_tokens import AuthenticationFailed, JwtAuthenticator
+from adapters.metrics.prometheus import PrometheusMetrics
 from adapters.postgres.database import is_reachable
+from adapters.postgres.ledger import ledger_rows_by_state
 from adapters.postgres.migrate import upgrade_to_head
 from entrypoints.container import Container
 from entrypoints.graphql.context import RequestContext
 from entrypoints.graphql.router import AuthenticatedGraphQLRouter
 from entrypoints.graphql.schema import build_schema
 from entrypoints.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from entrypoints.relay import Relay
 from entrypoints.use_cases import LibraryUseCases
 
 log = structlog.get_logger("libingest.app")
@@ -37,8 +41,17 @@ def create_app(container: Container | None = None, *, migrate: bool = True) -> F
             app.state.engine = engine
             app.state.use_cases = await container.library_use_cases()  # type: ignore[misc]
             app.state.authenticator = container.authenticator()
+            app.state.metrics = container.metrics()
+            relay: Relay | None = None
+            if settings.relay_enabled:
+                relay = await container.relay()  # type: ignore[misc]
+                await relay.start()
             log.info("app.started", environment=settings.libingest_env)
-            yield
+            try:
+                yield
+            finally:
+                if relay is not None:
+                    await relay.stop()
         finally:
             log.info("app.stopping")
             await container.shutdown_resources()  # type: ignore[misc]
@@ -79,6 +92,12 @@ def create_app(container: Container | None = None, *, migrate: bool = True) -> F
         if await is_reachable(request.app.state.engine):
             return JSONResponse({"status": "ready", "database": "ok"})
         return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
+
+    @app.get("/metrics")
+    async def metrics(request: Request) -> Response:
+        exporter: PrometheusMetrics = request.app.state.metrics
+        exporter.set_ledger_rows(await ledger_rows_by_state(request.app.state.engine))
+        return Response(generate_latest(exporter.registry), media_type=CONTENT_TYPE_LATEST)
 
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.graphql_max_body_bytes)
     app.add_middleware(RequestContextMiddleware)

@@ -1,28 +1,49 @@
 """The composition root: the one place that knows which adapter serves which port.
 
-Nothing connects at import time. Resources (the embedded PostgreSQL server, the engine) start in
-the application's lifespan through `init_resources()` and stop with `shutdown_resources()`.
-Tests replace any provider with `provider.override(...)`."""
+Nothing connects at import time. Resources (the embedded PostgreSQL server, the engine, the
+catalogue's HTTP client, the search index, the queue, the LISTEN connection) start in the
+application's lifespan through `init_resources()` and stop with `shutdown_resources()`. Tests
+replace any provider with `provider.override(...)`."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
 
+import structlog
 from dependency_injector import containers, providers
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.auth.jwt_tokens import JwtAuthenticator, JwtSettings, load_or_create_secret
 from adapters.clock import SystemClock
+from adapters.inngest.queue import InngestQueue, build_inngest_client
+from adapters.metrics.prometheus import PrometheusMetrics
+from adapters.postgres.catalog_cache import CachingCatalog
 from adapters.postgres.database import EmbeddedPostgres, create_engine
+from adapters.postgres.notifications import SchedulingNotifications
+from adapters.postgres.tidal_pace import PostgresPace
 from adapters.postgres.unit_of_work import PostgresUnitOfWorkFactory
+from adapters.qdrant.track_index import QdrantTrackIndex
+from adapters.tidal.client import TidalCatalog
+from adapters.tidal.sample import sample_catalog
+from application.ports.catalog import Catalog
+from application.ports.clock import Clock
+from application.ports.ingestion_queue import IngestionQueue
+from application.ports.track_index import IndexUnavailable
 from application.use_cases.add_album_to_library import AddAlbumToLibrary
 from application.use_cases.add_track_to_library import AddTrackToLibrary
+from application.use_cases.dispatch_pending import DispatchPending
 from application.use_cases.get_ingestion_progress import GetIngestionProgress
 from application.use_cases.get_library_item import GetLibraryItem
 from application.use_cases.list_library import ListLibrary
 from application.use_cases.remove_from_library import RemoveFromLibrary
+from application.use_cases.schedule_ingestion import ScheduleIngestion
+from entrypoints.local_queue import HeldQueue
+from entrypoints.relay import Relay
 from entrypoints.settings import Settings
 from entrypoints.use_cases import LibraryUseCases
+
+log = structlog.get_logger("libingest.container")
 
 
 def database_url(settings: Settings) -> Iterator[str]:
@@ -54,6 +75,82 @@ def jwt_settings(settings: Settings) -> JwtSettings:
     )
 
 
+async def catalog(settings: Settings, engine: AsyncEngine, clock: Clock) -> AsyncIterator[Catalog]:
+    """TIDAL when credentials are configured, else the offline sample catalogue; either way
+    behind the PostgreSQL catalogue cache."""
+    inner: TidalCatalog
+    if settings.uses_tidal:
+        assert settings.tidal_client_id and settings.tidal_client_secret
+        inner = TidalCatalog(
+            client_id=settings.tidal_client_id,
+            client_secret=settings.tidal_client_secret,
+            base_url=settings.tidal_api_base_url,
+            auth_url=settings.tidal_auth_url,
+            country_code=settings.tidal_country_code,
+            pace=PostgresPace(
+                engine,
+                requests_per_second=settings.tidal_requests_per_second,
+                burst=settings.tidal_burst,
+            ),
+        )
+    else:
+        log.info("catalog.offline_sample", reason="TIDAL_CLIENT_ID/SECRET not set")
+        inner = sample_catalog(settings.tidal_country_code)
+    cached = CachingCatalog(
+        inner,
+        engine,
+        clock=clock,
+        max_age=timedelta(days=settings.catalog_cache_max_age_days),
+    )
+    try:
+        yield cached
+    finally:
+        await inner.aclose()
+
+
+async def track_index(settings: Settings) -> AsyncIterator[QdrantTrackIndex]:
+    index = QdrantTrackIndex(
+        vector_size=settings.embedding_dimension,
+        collection=settings.qdrant_collection,
+        url=settings.qdrant_url,
+        api_key=settings.qdrant_api_key,
+        path=None if settings.qdrant_url else str(settings.libingest_data_dir / "qdrant"),
+    )
+    await index.start()
+    try:
+        await index.ensure_collection()
+    except IndexUnavailable as error:
+        # Scheduling fails open and the first upsert creates the collection: start anyway.
+        log.warning("qdrant.unavailable_at_start", error=str(error))
+    try:
+        yield index
+    finally:
+        await index.close()
+
+
+async def ingestion_queue(settings: Settings) -> AsyncIterator[IngestionQueue]:
+    if settings.uses_inngest:
+        client = build_inngest_client(
+            event_key=settings.inngest_event_key,
+            signing_key=settings.inngest_signing_key,
+            dev=settings.inngest_dev,
+            base_url=settings.inngest_base_url,
+            event_api_base_url=settings.inngest_event_api_base_url,
+        )
+        yield InngestQueue(client)
+        return
+    yield HeldQueue()
+
+
+async def notifications(url: str) -> AsyncIterator[SchedulingNotifications]:
+    listener = SchedulingNotifications(url)
+    await listener.start()
+    try:
+        yield listener
+    finally:
+        await listener.stop()
+
+
 class Container(containers.DeclarativeContainer):
     settings = providers.Singleton(Settings)
 
@@ -61,6 +158,7 @@ class Container(containers.DeclarativeContainer):
     engine = providers.Resource(database_engine, database_url, settings.provided.database_pool_size)
     uow_factory = providers.Singleton(PostgresUnitOfWorkFactory, engine)
     clock = providers.Singleton(SystemClock)
+    metrics = providers.Singleton(PrometheusMetrics)
 
     authenticator = providers.Singleton(
         JwtAuthenticator, providers.Callable(jwt_settings, settings)
@@ -74,4 +172,33 @@ class Container(containers.DeclarativeContainer):
         list_library=providers.Factory(ListLibrary, uow_factory),
         get_item=providers.Factory(GetLibraryItem, uow_factory),
         progress=providers.Factory(GetIngestionProgress, uow_factory),
+    )
+
+    catalog = providers.Resource(catalog, settings, engine, clock)
+    track_index = providers.Resource(track_index, settings)
+    ingestion_queue = providers.Resource(ingestion_queue, settings)
+    notifications = providers.Resource(notifications, database_url)
+
+    dispatch_pending = providers.Singleton(
+        DispatchPending, uow_factory, ingestion_queue, clock, metrics
+    )
+    schedule_ingestion = providers.Singleton(
+        ScheduleIngestion,
+        uow_factory=uow_factory,
+        catalog=catalog,
+        index=track_index,
+        dispatch=dispatch_pending,
+        clock=clock,
+        metrics=metrics,
+    )
+    relay = providers.Singleton(
+        Relay,
+        uow_factory=uow_factory,
+        schedule=schedule_ingestion,
+        dispatch=dispatch_pending,
+        wakeups=notifications,
+        clock=clock,
+        metrics=metrics,
+        concurrency=settings.provided.relay_concurrency,
+        sweep_interval=settings.provided.relay_sweep_seconds,
     )

@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     auth_jwt_issuer: str | None = None
     auth_jwt_audience: str | None = None
 
+    relay_enabled: bool = True
+    relay_concurrency: int = 4
+    relay_sweep_seconds: float = 1.0
+
     graphql_max_depth: int = 10
     graphql_max_aliases: int = 30
     graphql_max_tokens: int = 2000

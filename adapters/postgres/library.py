@@ -53,7 +53,7 @@ class PostgresLibraryRepository:
             .mappings()
             .first()
         )
-        return _to_item(row) if row is not None else None
+        return row_to_item(row) if row is not None else None
 
     async def find(
         self, user_id: UserId, kind: LibraryItemKind, catalog_id: CatalogId
@@ -71,7 +71,7 @@ class PostgresLibraryRepository:
             .mappings()
             .first()
         )
-        return _to_item(row) if row is not None else None
+        return row_to_item(row) if row is not None else None
 
     async def remove(self, user_id: UserId, item_id: LibraryItemId) -> bool:
         result = await self._connection.execute(
@@ -111,11 +111,11 @@ class PostgresLibraryRepository:
         rows = (await self._connection.execute(query)).mappings().all()
         counting = select(func.count()).select_from(library_items).where(*owned)
         total = (await self._connection.execute(counting)).scalar_one()
-        items = tuple(_to_item(row) for row in rows[:limit])
+        items = tuple(row_to_item(row) for row in rows[:limit])
         return LibrarySlice(items=items, has_more=len(rows) > limit, total_count=int(total))
 
 
-def _to_item(row: RowMapping) -> LibraryItem:
+def row_to_item(row: RowMapping) -> LibraryItem:
     return LibraryItem(
         id=LibraryItemId(row["id"]),
         user_id=UserId(row["user_id"]),

@@ -46,6 +46,40 @@ scheduling_jobs = Table(
     Column("last_error", Text),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("locked_by", Text),
+    Column("locked_until", DateTime(timezone=True)),
+)
+
+isrc_ledger = Table(
+    "isrc_ledger",
+    metadata,
+    Column("isrc", Text, primary_key=True),
+    Column("state", Text, nullable=False),
+    Column("event_id", Text, nullable=False),
+    Column("track_id", Text, nullable=False),
+    Column("album_id", Text),
+    Column("library_item_id", UUID(as_uuid=True)),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("requested_at", DateTime(timezone=True), nullable=False),
+    Column("dispatched_at", DateTime(timezone=True)),
+    Column("indexed_at", DateTime(timezone=True)),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False),
+    Column("last_error", Text),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+item_tracks = Table(
+    "item_tracks",
+    metadata,
+    Column(
+        "library_item_id",
+        UUID(as_uuid=True),
+        ForeignKey("library_items.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("position", Integer, primary_key=True),
+    Column("track_id", Text, nullable=False),
+    Column("isrc", Text),
 )
 
 # The channel the add's transaction notifies, so that relays wake at once.

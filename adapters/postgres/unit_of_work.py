@@ -8,15 +8,19 @@ from typing import Self
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
 
+from adapters.postgres.ledger import PostgresIsrcLedger
 from adapters.postgres.library import PostgresLibraryRepository
 from adapters.postgres.outbox import PostgresSchedulingOutbox
 from adapters.postgres.progress import PostgresProgressReader
+from adapters.postgres.scheduling_jobs import PostgresSchedulingJobs
 
 
 class PostgresUnitOfWork:
     library: PostgresLibraryRepository
     outbox: PostgresSchedulingOutbox
     progress: PostgresProgressReader
+    jobs: PostgresSchedulingJobs
+    ledger: PostgresIsrcLedger
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -31,6 +35,8 @@ class PostgresUnitOfWork:
         self.library = PostgresLibraryRepository(self._connection)
         self.outbox = PostgresSchedulingOutbox(self._connection)
         self.progress = PostgresProgressReader(self._connection)
+        self.jobs = PostgresSchedulingJobs(self._connection)
+        self.ledger = PostgresIsrcLedger(self._connection)
         return self
 
     async def __aexit__(

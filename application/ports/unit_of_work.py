@@ -8,6 +8,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Protocol, Self
 
+from application.ports.scheduling import IsrcLedger, SchedulingJobs
 from domain.library import IngestionProgress, LibraryItem, LibraryItemKind
 from domain.values import CatalogId, LibraryItemId, UserId
 
@@ -87,6 +88,8 @@ class UnitOfWork(Protocol):
     library: LibraryRepository
     outbox: SchedulingOutbox
     progress: ProgressReader
+    jobs: SchedulingJobs
+    ledger: IsrcLedger
 
     async def __aenter__(self) -> Self: ...
 

@@ -1,0 +1,295 @@
+"""A catalogue cache in PostgreSQL, in front of the real catalogue (TIDAL).
+
+TIDAL grants about one request per 5 s, so a call is the cost that matters: an album resolved once
+and complete answers from here with no call until it is older than `max_age`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy import RowMapping, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from adapters.clock import SystemClock
+from adapters.postgres.catalog_tables import catalog_albums, catalog_tracks
+from application.ports.catalog import AlbumPage, Catalog, CatalogAlbum, CatalogTrack
+from application.ports.clock import Clock
+from domain.values import CatalogId, Isrc
+
+log = structlog.get_logger(__name__)
+
+DEFAULT_MAX_AGE = timedelta(days=7)
+_Write = Callable[[AsyncConnection], Awaitable[None]]
+# The page size TIDAL uses for an album's items, so a cached album streams like a fetched one.
+CACHED_PAGE_SIZE = 20
+
+
+class CachingCatalog:
+    """The Catalog port over another Catalog, remembering what it answers in PostgreSQL.
+
+    - `album_pages`: a complete album fetched less than `max_age` ago streams from the cache in
+      pages of 20 with no call to the inner catalogue. Otherwise the inner catalogue's pages pass
+      through one by one as they arrive; each page's tracks are stored before it is yielded, and
+      the album is marked complete with its last page. A stream that stops early (the consumer
+      leaves, or the inner catalogue fails) leaves the album incomplete, so the next resolution
+      asks the inner catalogue again.
+    - `track` and `tracks`: fresh cached tracks are answered from the table; the others are asked
+      of the inner catalogue (one batch call for `tracks`) and stored.
+
+    Errors of the inner catalogue pass through unchanged, and nothing is cached for them. The
+    cache is an optimisation: a failing cache read or write is logged and the answer comes from
+    (or still goes to) the caller as if there were no cache. Every cache write is its own short
+    transaction; none is held open across a call to the inner catalogue.
+    """
+
+    def __init__(
+        self,
+        inner: Catalog,
+        engine: AsyncEngine,
+        *,
+        clock: Clock | None = None,
+        max_age: timedelta = DEFAULT_MAX_AGE,
+    ) -> None:
+        if max_age <= timedelta(0):
+            raise ValueError("max_age must be positive")
+        self._inner = inner
+        self._engine = engine
+        self._clock: Clock = clock or SystemClock()
+        self._max_age = max_age
+
+    # -- the Catalog port ---------------------------------------------------------------------
+
+    async def track(self, track_id: CatalogId) -> CatalogTrack:
+        cached = await self._fresh_tracks([track_id])
+        if track_id in cached:
+            return cached[track_id]
+        track = await self._inner.track(track_id)
+        await self._store(lambda connection: self._write_tracks(connection, [track]))
+        return track
+
+    async def tracks(self, track_ids: Sequence[CatalogId]) -> dict[CatalogId, CatalogTrack]:
+        wanted = list(dict.fromkeys(track_ids))
+        if not wanted:
+            return {}
+        found = await self._fresh_tracks(wanted)
+        missing = [track_id for track_id in wanted if track_id not in found]
+        if missing:
+            fetched = await self._inner.tracks(missing)
+            await self._store(lambda connection: self._write_tracks(connection, fetched.values()))
+            found.update(fetched)
+        # In the order asked, as the inner catalogue answers.
+        return {track_id: found[track_id] for track_id in wanted if track_id in found}
+
+    async def album_pages(self, album_id: CatalogId) -> AsyncIterator[AlbumPage]:
+        cached = await self._fresh_album(album_id)
+        if cached is not None:
+            for page in cached:
+                yield page
+            return
+        async for page in self._album_pages_from_inner(album_id):
+            yield page
+
+    # -- albums -------------------------------------------------------------------------------
+
+    async def _album_pages_from_inner(self, album_id: CatalogId) -> AsyncIterator[AlbumPage]:
+        track_ids: list[str] = []
+        skipped_items = 0
+        pages = self._inner.album_pages(album_id)
+        try:
+            async for page in pages:
+                track_ids.extend(track.catalog_id.value for track in page.tracks)
+                skipped_items += page.skipped_items
+                # Stored before the page is yielded: a consumer may stop as soon as it sees
+                # `is_last`, and the album must still be marked complete. One local write per
+                # page is negligible next to a TIDAL call.
+                await self._store(self._page_writer(page, tuple(track_ids), skipped_items))
+                yield page
+        finally:
+            # Leaving early (the consumer stopped, or an error) must release the inner stream
+            # now, not whenever it is garbage collected.
+            close = getattr(pages, "aclose", None)
+            if close is not None:
+                await close()
+
+    async def _fresh_album(self, album_id: CatalogId) -> list[AlbumPage] | None:
+        """The cached album as pages, or None when it is absent, incomplete, stale, or has lost
+        one of its tracks' rows."""
+        try:
+            async with self._engine.connect() as connection:
+                album = (
+                    (
+                        await connection.execute(
+                            select(catalog_albums).where(
+                                catalog_albums.c.album_id == album_id.value,
+                                catalog_albums.c.complete.is_(True),
+                                catalog_albums.c.fetched_at > self._oldest_fresh(),
+                            )
+                        )
+                    )
+                    .mappings()
+                    .first()
+                )
+                if album is None:
+                    return None
+                track_ids: list[str] = list(album["track_ids"])
+                rows = await _track_rows(connection, track_ids)
+        except SQLAlchemyError:
+            log.warning("catalog_cache.read_failed", album_id=album_id.value, exc_info=True)
+            return None
+        if any(track_id not in rows for track_id in track_ids):
+            return None
+        header = CatalogAlbum(
+            catalog_id=album_id,
+            title=album["title"],
+            artist_names=tuple(album["artist_names"]),
+            number_of_items=album["number_of_items"],
+        )
+        tracks = [_to_track(rows[track_id]) for track_id in track_ids]
+        return _pages(header, tracks, skipped_items=album["skipped_items"])
+
+    def _page_writer(
+        self, page: AlbumPage, track_ids_so_far: tuple[str, ...], skipped_so_far: int
+    ) -> _Write:
+        async def write(connection: AsyncConnection) -> None:
+            await self._write_tracks(connection, page.tracks)
+            if page.is_last:
+                await self._write_album(connection, page.album, track_ids_so_far, skipped_so_far)
+
+        return write
+
+    async def _write_album(
+        self,
+        connection: AsyncConnection,
+        album: CatalogAlbum,
+        track_ids: tuple[str, ...],
+        skipped_items: int,
+    ) -> None:
+        values = {
+            "album_id": album.catalog_id.value,
+            "title": album.title,
+            "artist_names": list(album.artist_names),
+            "number_of_items": album.number_of_items,
+            "track_ids": list(track_ids),
+            "skipped_items": skipped_items,
+            "complete": True,
+            "fetched_at": self._clock.now(),
+        }
+        statement = insert(catalog_albums).values(values)
+        await connection.execute(
+            statement.on_conflict_do_update(
+                index_elements=[catalog_albums.c.album_id],
+                set_={name: statement.excluded[name] for name in values if name != "album_id"},
+            )
+        )
+
+    # -- tracks -------------------------------------------------------------------------------
+
+    async def _fresh_tracks(self, track_ids: Sequence[CatalogId]) -> dict[CatalogId, CatalogTrack]:
+        try:
+            async with self._engine.connect() as connection:
+                rows = await _track_rows(
+                    connection, [track_id.value for track_id in track_ids], self._oldest_fresh()
+                )
+        except SQLAlchemyError:
+            log.warning("catalog_cache.read_failed", tracks=len(track_ids), exc_info=True)
+            return {}
+        return {CatalogId(track_id): _to_track(row) for track_id, row in rows.items()}
+
+    async def _write_tracks(
+        self, connection: AsyncConnection, tracks: Iterable[CatalogTrack]
+    ) -> None:
+        # One row per id: an upsert may not touch the same row twice in one statement.
+        fetched_at = self._clock.now()
+        rows = {track.catalog_id.value: _track_values(track, fetched_at) for track in tracks}
+        if not rows:
+            return
+        statement = insert(catalog_tracks).values(list(rows.values()))
+        columns = [column.name for column in catalog_tracks.columns if column.name != "track_id"]
+        await connection.execute(
+            statement.on_conflict_do_update(
+                index_elements=[catalog_tracks.c.track_id],
+                set_={name: statement.excluded[name] for name in columns},
+            )
+        )
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _oldest_fresh(self) -> datetime:
+        return self._clock.now() - self._max_age
+
+    async def _store(self, write: _Write) -> None:
+        """Run one cache write in a short transaction of its own. A failure is logged, not
+        raised: the answer the caller is waiting for has already arrived."""
+        try:
+            async with self._engine.begin() as connection:
+                await write(connection)
+        except SQLAlchemyError:
+            log.warning("catalog_cache.write_failed", exc_info=True)
+
+
+async def _track_rows(
+    connection: AsyncConnection, track_ids: Sequence[str], fetched_after: datetime | None = None
+) -> dict[str, RowMapping]:
+    if not track_ids:
+        return {}
+    query = select(catalog_tracks).where(catalog_tracks.c.track_id.in_(list(set(track_ids))))
+    if fetched_after is not None:
+        query = query.where(catalog_tracks.c.fetched_at > fetched_after)
+    result = await connection.execute(query)
+    return {row["track_id"]: row for row in result.mappings()}
+
+
+def _pages(
+    header: CatalogAlbum, tracks: Sequence[CatalogTrack], *, skipped_items: int
+) -> list[AlbumPage]:
+    """The album in pages of CACHED_PAGE_SIZE, at least one. The skipped items are counted on
+    the last page, as their positions are not kept."""
+    chunks = [
+        tuple(tracks[start : start + CACHED_PAGE_SIZE])
+        for start in range(0, len(tracks), CACHED_PAGE_SIZE)
+    ] or [()]
+    last = len(chunks) - 1
+    return [
+        AlbumPage(
+            album=header,
+            tracks=chunk,
+            skipped_items=skipped_items if number == last else 0,
+            is_last=number == last,
+        )
+        for number, chunk in enumerate(chunks)
+    ]
+
+
+def _track_values(track: CatalogTrack, fetched_at: datetime) -> dict[str, Any]:
+    return {
+        "track_id": track.catalog_id.value,
+        "isrc": track.isrc.value if track.isrc is not None else None,
+        "title": track.title,
+        "version": track.version,
+        "artist_names": list(track.artist_names),
+        "album_id": track.album_id.value if track.album_id is not None else None,
+        "volume_number": track.volume_number,
+        "track_number": track.track_number,
+        "duration_seconds": track.duration_seconds,
+        "fetched_at": fetched_at,
+    }
+
+
+def _to_track(row: RowMapping) -> CatalogTrack:
+    return CatalogTrack(
+        catalog_id=CatalogId(row["track_id"]),
+        isrc=Isrc(row["isrc"]) if row["isrc"] is not None else None,
+        title=row["title"],
+        version=row["version"],
+        artist_names=tuple(row["artist_names"]),
+        album_id=CatalogId(row["album_id"]) if row["album_id"] is not None else None,
+        volume_number=row["volume_number"],
+        track_number=row["track_number"],
+        duration_seconds=row["duration_seconds"],
+    )

@@ -1,0 +1,133 @@
+"""What the relay and the scheduler need from storage: the outbox jobs, the ISRC ledger and the
+link between library items and their tracks. All of it is used through the UnitOfWork, so every
+method runs inside the caller's transaction and commits with it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Protocol
+
+from domain.ingestion import IngestionRequest
+from domain.library import LibraryItem
+from domain.values import CatalogId, Isrc, LibraryItemId
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedJob:
+    item_id: LibraryItemId
+    attempts: int  # including this one
+    enqueued_at: datetime
+
+
+class SchedulingJobs(Protocol):
+    """The outbox seen from the relay. A claim is a lease: the claimer owns the job until the
+    lease runs out, so a relay that dies leaves it to be claimed again, never lost."""
+
+    async def claim(
+        self, *, worker: str, limit: int, lease: timedelta, now: datetime
+    ) -> list[ClaimedJob]:
+        """Take up to `limit` due, unleased jobs (FOR UPDATE SKIP LOCKED: concurrent claimers
+        never take the same job) and lease them to `worker`."""
+        ...
+
+    async def extend_lease(
+        self, item_id: LibraryItemId, *, worker: str, lease: timedelta, now: datetime
+    ) -> bool:
+        """Keep the lease alive during long work; False when the job is no longer ours (it was
+        removed with its item, or the lease ran out and another worker took it)."""
+        ...
+
+    async def finish(self, item_id: LibraryItemId, *, worker: str, now: datetime) -> None: ...
+
+    async def give_up(
+        self, item_id: LibraryItemId, *, worker: str, reason: str, now: datetime
+    ) -> None:
+        """A permanent failure: the job will not run again and the item shows FAILED."""
+        ...
+
+    async def retry_later(
+        self,
+        item_id: LibraryItemId,
+        *,
+        worker: str,
+        reason: str,
+        run_after: datetime,
+        now: datetime,
+    ) -> None: ...
+
+    async def release(self, item_ids: Sequence[LibraryItemId], *, worker: str) -> None:
+        """Hand leased jobs back at once (on shutdown) instead of letting the lease run out."""
+        ...
+
+    async def item(self, item_id: LibraryItemId) -> LibraryItem | None:
+        """The job's library item, whoever owns it; None once removed."""
+        ...
+
+    async def describe_item(
+        self, item_id: LibraryItemId, *, title: str, artist_names: Sequence[str]
+    ) -> None:
+        """Fill in the item's title and artists from the catalogue."""
+        ...
+
+
+class LinkOutcome(StrEnum):
+    LINKED = "linked"  # the track's ISRC is in the ledger
+    NO_ISRC = "no_isrc"  # skipped: the catalogue gave no usable ISRC
+
+
+@dataclass(frozen=True, slots=True)
+class ItemTrackLink:
+    position: int  # in album order, from 0
+    track_id: CatalogId
+    isrc: Isrc | None
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchBatch:
+    """Ledger rows claimed for one send; they are marked dispatched or deferred in the same
+    transaction that claimed them."""
+
+    requests: tuple[IngestionRequest, ...]
+    most_attempts: int = 0  # the highest number of earlier send attempts among them
+
+
+class IsrcLedger(Protocol):
+    """One row per ISRC ever requested: requested -> dispatched -> indexed (or failed). The ISRC
+    is the key, so concurrent jobs containing the same ISRC produce one row and one dispatch."""
+
+    async def settled(self, isrcs: Sequence[Isrc], *, now: datetime) -> set[Isrc]:
+        """The ISRCs that need no new request: indexed, or requested/dispatched within the
+        schedule window (24 h)."""
+        ...
+
+    async def record_requests(
+        self, requests: Sequence[IngestionRequest], *, now: datetime
+    ) -> list[Isrc]:
+        """Add rows in state `requested`; an ISRC that is already settled is left alone (whoever
+        recorded it first wins). Returns the ISRCs this call recorded."""
+        ...
+
+    async def record_indexed(self, requests: Sequence[IngestionRequest], *, now: datetime) -> None:
+        """Note ISRCs the index already holds, so they are never requested."""
+        ...
+
+    async def link_tracks(self, item_id: LibraryItemId, links: Sequence[ItemTrackLink]) -> None:
+        """Tie the item's tracks (and their ISRCs) to it; idempotent per position."""
+        ...
+
+    async def claim_dispatchable(self, *, limit: int, now: datetime) -> DispatchBatch:
+        """Lock up to `limit` rows in state `requested` that are due (FOR UPDATE SKIP LOCKED)."""
+        ...
+
+    async def mark_dispatched(self, isrcs: Sequence[Isrc], *, now: datetime) -> None: ...
+
+    async def defer_dispatch(
+        self, isrcs: Sequence[Isrc], *, reason: str, retry_at: datetime, now: datetime
+    ) -> None: ...
+
+    async def mark_indexed(self, isrc: Isrc, *, now: datetime) -> None: ...
+
+    async def mark_failed(self, isrc: Isrc, *, reason: str, now: datetime) -> None: ...

@@ -1,0 +1,156 @@
+"""The outbox relay: claims scheduling jobs and runs ScheduleIngestion for each.
+
+It runs as an asyncio task in every API process (and alone as `libingest relay`). It wakes at
+once on the NOTIFY that an add's commit sends, and sweeps every `sweep_interval` seconds for
+anything a notification missed, for jobs whose backoff has passed and for deferred dispatches.
+Several relays share the work through leased claims (SKIP LOCKED); a job is never run by two."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import uuid
+from datetime import timedelta
+from typing import Protocol
+
+import structlog
+
+from application.ports.clock import Clock
+from application.ports.metrics import SchedulingMetrics
+from application.ports.unit_of_work import UnitOfWorkFactory
+from application.use_cases.dispatch_pending import DispatchPending
+from application.use_cases.schedule_ingestion import (
+    JobOutcome,
+    ScheduleIngestion,
+    ScheduleIngestionCommand,
+)
+from domain.values import LibraryItemId
+
+log = structlog.get_logger("libingest.relay")
+
+
+class Wakeups(Protocol):
+    async def wait(self, seconds: float) -> bool: ...
+
+    def wake(self) -> None: ...
+
+
+class Relay:
+    def __init__(
+        self,
+        *,
+        uow_factory: UnitOfWorkFactory,
+        schedule: ScheduleIngestion,
+        dispatch: DispatchPending,
+        wakeups: Wakeups,
+        clock: Clock,
+        metrics: SchedulingMetrics,
+        concurrency: int = 4,
+        sweep_interval: float = 1.0,
+        lease: timedelta = timedelta(seconds=60),
+        worker_id: str | None = None,
+    ) -> None:
+        self._uow_factory = uow_factory
+        self._schedule = schedule
+        self._dispatch = dispatch
+        self._wakeups = wakeups
+        self._clock = clock
+        self._metrics = metrics
+        self._concurrency = concurrency
+        self._sweep_interval = sweep_interval
+        self._lease = lease
+        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._running: dict[LibraryItemId, asyncio.Task[None]] = {}
+        self._dispatching: asyncio.Task[None] | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self.run(), name="relay")
+        log.info("relay.started", worker=self.worker_id, concurrency=self._concurrency)
+
+    async def stop(self) -> None:
+        """Cancel the loop and the jobs in flight, and hand their leases back at once, so a
+        restarted relay (or another process) resumes them without waiting for the lease."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        in_flight = list(self._running)
+        tasks = [*self._running.values(), *([self._dispatching] if self._dispatching else [])]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._running.clear()
+        if in_flight:
+            with contextlib.suppress(Exception):
+                async with self._uow_factory() as uow:
+                    await uow.jobs.release(in_flight, worker=self.worker_id)
+                    await uow.commit()
+        log.info("relay.stopped", worker=self.worker_id, released=len(in_flight))
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self._claim_and_start()
+                self._sweep_dispatch()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # The database may be restarting; the loop must outlive it.
+                log.exception("relay.loop.failed")
+            await self._wakeups.wait(self._sweep_interval)
+
+    async def _claim_and_start(self) -> None:
+        free = self._concurrency - len(self._running)
+        if free <= 0:
+            return
+        async with self._uow_factory() as uow:
+            jobs = await uow.jobs.claim(
+                worker=self.worker_id, limit=free, lease=self._lease, now=self._clock.now()
+            )
+            await uow.commit()
+        for job in jobs:
+            self._metrics.job_claimed()
+            command = ScheduleIngestionCommand(job=job, worker=self.worker_id, lease=self._lease)
+            self._running[job.item_id] = asyncio.create_task(
+                self._run_job(command), name=f"schedule-{job.item_id}"
+            )
+
+    async def _run_job(self, command: ScheduleIngestionCommand) -> None:
+        item_id = command.job.item_id
+        structlog.contextvars.bind_contextvars(library_item_id=str(item_id))
+        try:
+            outcome = await self._schedule(command)
+            log.info("relay.job.ended", outcome=outcome.value, attempt=command.job.attempts)
+            if outcome is JobOutcome.RETRY:
+                log.warning("relay.job.retrying", attempt=command.job.attempts)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("relay.job.crashed", attempt=command.job.attempts)
+        finally:
+            self._running.pop(item_id, None)
+            self._wakeups.wake()  # a slot is free: there may be more due jobs
+
+    def _sweep_dispatch(self) -> None:
+        """Retry deferred dispatches in the background, one sweep at a time."""
+        if self._dispatching is not None and not self._dispatching.done():
+            return
+        self._dispatching = asyncio.create_task(self._dispatch_once(), name="dispatch-sweep")
+
+    async def _dispatch_once(self) -> None:
+        try:
+            report = await self._dispatch()
+            if report.sent or report.queue_unavailable:
+                log.info(
+                    "relay.dispatch.swept",
+                    sent=report.sent,
+                    queue_unavailable=report.queue_unavailable,
+                )
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("relay.dispatch.failed")
