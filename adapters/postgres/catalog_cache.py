@@ -89,15 +89,9 @@ class CachingCatalog:
     async def album_pages(self, album_id: CatalogId) -> AsyncIterator[AlbumPage]:
         cached = await self._fresh_album(album_id)
         if cached is not None:
-            for page in cached:
-                yield page
+            for cached_page in cached:
+                yield cached_page
             return
-        async for page in self._album_pages_from_inner(album_id):
-            yield page
-
-    # -- albums -------------------------------------------------------------------------------
-
-    async def _album_pages_from_inner(self, album_id: CatalogId) -> AsyncIterator[AlbumPage]:
         track_ids: list[str] = []
         skipped_items = 0
         pages = self._inner.album_pages(album_id)
@@ -116,6 +110,8 @@ class CachingCatalog:
             close = getattr(pages, "aclose", None)
             if close is not None:
                 await close()
+
+    # -- albums -------------------------------------------------------------------------------
 
     async def _fresh_album(self, album_id: CatalogId) -> list[AlbumPage] | None:
         """The cached album as pages, or None when it is absent, incomplete, stale, or has lost
@@ -209,7 +205,9 @@ class CachingCatalog:
         rows = {track.catalog_id.value: _track_values(track, fetched_at) for track in tracks}
         if not rows:
             return
-        statement = insert(catalog_tracks).values(list(rows.values()))
+        # In id order, so that two processes storing overlapping pages lock rows in the same
+        # order and never deadlock.
+        statement = insert(catalog_tracks).values([rows[key] for key in sorted(rows)])
         columns = [column.name for column in catalog_tracks.columns if column.name != "track_id"]
         await connection.execute(
             statement.on_conflict_do_update(

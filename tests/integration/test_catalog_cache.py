@@ -1,0 +1,281 @@
+"""The PostgreSQL catalogue cache in front of a counting fake catalogue, on a real server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from adapters.postgres.catalog_cache import CachingCatalog
+from application.ports.catalog import (
+    AlbumPage,
+    CatalogAlbum,
+    CatalogItemNotFound,
+    CatalogTrack,
+    CatalogUnavailable,
+)
+from domain.values import CatalogId, Isrc
+from tests.unit.fakes import FakeClock
+
+ALBUM_ID = CatalogId("900")
+MAX_AGE = timedelta(days=7)
+
+
+def _track(number: int, album_id: CatalogId | None = ALBUM_ID) -> CatalogTrack:
+    # Every third track lacks an ISRC and a version, so that NULLs round-trip too.
+    plain = number % 3 == 0
+    return CatalogTrack(
+        catalog_id=CatalogId(str(1000 + number)),
+        isrc=None if plain else Isrc(f"USABC26{number:05d}"),
+        title=f"Track {number}",
+        version=None if plain else "Remastered",
+        artist_names=("First Artist", "Second Artist") if number % 2 else ("Solo",),
+        album_id=album_id,
+        volume_number=1 + number // 100,
+        track_number=number,
+        duration_seconds=None if plain else 180 + number,
+    )
+
+
+def _album(
+    track_count: int, album_id: CatalogId = ALBUM_ID
+) -> tuple[CatalogAlbum, list[CatalogTrack]]:
+    header = CatalogAlbum(
+        catalog_id=album_id, title="An Album", artist_names=("Band",), number_of_items=track_count
+    )
+    return header, [_track(number, album_id) for number in range(1, track_count + 1)]
+
+
+class CountingCatalog:
+    """A catalogue that counts its calls and can fail, or pause, before a given page."""
+
+    def __init__(self, albums: Sequence[tuple[CatalogAlbum, list[CatalogTrack]]] = ()) -> None:
+        self.albums = {header.catalog_id: (header, tracks) for header, tracks in albums}
+        self.known_tracks = {track.catalog_id: track for _, tracks in albums for track in tracks}
+        self.events: list[str] = []
+        self.album_calls = 0
+        self.track_calls: list[CatalogId] = []
+        self.batch_calls: list[list[CatalogId]] = []
+        self.fail_before_page: int | None = None
+        self.gate_before_page: dict[int, asyncio.Event] = {}
+        self.skipped_per_page = 1
+
+    async def track(self, track_id: CatalogId) -> CatalogTrack:
+        self.track_calls.append(track_id)
+        if track_id not in self.known_tracks:
+            raise CatalogItemNotFound("track", track_id.value)
+        return self.known_tracks[track_id]
+
+    async def tracks(self, track_ids: Sequence[CatalogId]) -> dict[CatalogId, CatalogTrack]:
+        self.batch_calls.append(list(track_ids))
+        return {tid: self.known_tracks[tid] for tid in track_ids if tid in self.known_tracks}
+
+    async def album_pages(self, album_id: CatalogId) -> AsyncIterator[AlbumPage]:
+        self.album_calls += 1
+        if album_id not in self.albums:
+            raise CatalogItemNotFound("album", album_id.value)
+        header, tracks = self.albums[album_id]
+        chunks = [tracks[start : start + 20] for start in range(0, len(tracks), 20)] or [[]]
+        try:
+            for number, chunk in enumerate(chunks, start=1):
+                self.events.append(f"catalogue asked for page {number}")
+                if number in self.gate_before_page:
+                    await self.gate_before_page[number].wait()
+                if self.fail_before_page == number:
+                    raise CatalogUnavailable(f"page {number} timed out")
+                yield AlbumPage(
+                    album=header,
+                    tracks=tuple(chunk),
+                    skipped_items=self.skipped_per_page,
+                    is_last=number == len(chunks),
+                )
+        finally:
+            self.events.append("catalogue stream closed")
+
+
+async def _resolve(catalog: CachingCatalog, album_id: CatalogId = ALBUM_ID) -> list[AlbumPage]:
+    return [page async for page in catalog.album_pages(album_id)]
+
+
+def _tracks_of(pages: Sequence[AlbumPage]) -> list[CatalogTrack]:
+    return [track for page in pages for track in page.tracks]
+
+
+async def _count(engine: AsyncEngine, query: str) -> int:
+    async with engine.connect() as connection:
+        return int((await connection.execute(text(query))).scalar_one())
+
+
+async def test_a_complete_album_answers_from_the_cache_without_calling_the_catalogue(
+    engine: AsyncEngine,
+) -> None:
+    inner = CountingCatalog([_album(45)])
+    first = await _resolve(CachingCatalog(inner, engine, clock=FakeClock()))
+
+    # A new instance (another process) over the same database.
+    cached = await _resolve(CachingCatalog(inner, engine, clock=FakeClock()))
+
+    assert inner.album_calls == 1
+    assert _tracks_of(cached) == _tracks_of(first) == _album(45)[1]
+    assert [len(page.tracks) for page in cached] == [20, 20, 5]
+    assert [page.is_last for page in cached] == [False, False, True]
+    assert {page.album for page in cached} == {_album(45)[0]}
+    assert sum(page.skipped_items for page in cached) == sum(p.skipped_items for p in first) == 3
+
+
+async def test_an_album_without_tracks_is_cached_as_one_last_page(engine: AsyncEngine) -> None:
+    inner = CountingCatalog([_album(0)])
+    catalog = CachingCatalog(inner, engine, clock=FakeClock())
+    await _resolve(catalog)
+
+    cached = await _resolve(catalog)
+
+    assert inner.album_calls == 1
+    assert [(page.tracks, page.skipped_items, page.is_last) for page in cached] == [((), 1, True)]
+
+
+async def test_each_page_reaches_the_consumer_before_the_next_is_requested(
+    engine: AsyncEngine,
+) -> None:
+    inner = CountingCatalog([_album(45)])
+    second_page_may_come = asyncio.Event()
+    inner.gate_before_page[2] = second_page_may_come
+    catalog = CachingCatalog(inner, engine, clock=FakeClock())
+
+    async with contextlib.aclosing(catalog.album_pages(ALBUM_ID)) as stream:
+        # If the cache waited for the whole album, this would never arrive.
+        first = await asyncio.wait_for(anext(stream), timeout=5)
+        inner.events.append("consumer received page 1")
+        second_page_may_come.set()
+        async for page in stream:
+            inner.events.append(f"consumer received {len(page.tracks)} tracks")
+
+    assert first.tracks == tuple(_album(45)[1][:20])
+    assert inner.events == [
+        "catalogue asked for page 1",
+        "consumer received page 1",
+        "catalogue asked for page 2",
+        "consumer received 20 tracks",
+        "catalogue asked for page 3",
+        "consumer received 5 tracks",
+        "catalogue stream closed",
+    ]
+
+
+async def test_a_consumer_that_stops_after_the_first_page_leaves_the_album_to_fetch_again(
+    engine: AsyncEngine,
+) -> None:
+    inner = CountingCatalog([_album(45)])
+    catalog = CachingCatalog(inner, engine, clock=FakeClock())
+    async with contextlib.aclosing(catalog.album_pages(ALBUM_ID)) as stream:
+        async for _page in stream:
+            break
+    # Leaving the cache's stream released the catalogue's at once.
+    assert inner.events == ["catalogue asked for page 1", "catalogue stream closed"]
+
+    again = await _resolve(catalog)
+
+    assert inner.album_calls == 2
+    assert _tracks_of(again) == _album(45)[1]
+    # The tracks of the page that did arrive were kept: looking one up costs no call.
+    assert await catalog.track(_track(1).catalog_id) == _track(1)
+    assert inner.track_calls == []
+
+
+async def test_a_catalogue_failure_mid_album_passes_through_and_leaves_it_incomplete(
+    engine: AsyncEngine,
+) -> None:
+    inner = CountingCatalog([_album(45)])
+    inner.fail_before_page = 2
+    catalog = CachingCatalog(inner, engine, clock=FakeClock())
+    received: list[AlbumPage] = []
+
+    with pytest.raises(CatalogUnavailable, match="page 2 timed out"):
+        async for page in catalog.album_pages(ALBUM_ID):
+            received.append(page)
+
+    assert [len(page.tracks) for page in received] == [20]
+    assert await _count(engine, "SELECT count(*) FROM catalog_albums WHERE complete") == 0
+    inner.fail_before_page = None
+    again = await _resolve(catalog)
+    assert inner.album_calls == 2
+    assert _tracks_of(again) == _album(45)[1]
+    assert await _count(engine, "SELECT count(*) FROM catalog_albums WHERE complete") == 1
+
+
+async def test_an_album_older_than_the_maximum_age_is_fetched_again(engine: AsyncEngine) -> None:
+    inner = CountingCatalog([_album(21)])
+    clock = FakeClock()
+    catalog = CachingCatalog(inner, engine, clock=clock, max_age=MAX_AGE)
+    await _resolve(catalog)
+
+    clock.current += MAX_AGE - timedelta(minutes=1)
+    await _resolve(catalog)
+    calls_while_fresh = inner.album_calls
+    clock.current += timedelta(minutes=2)
+    refreshed = await _resolve(catalog)
+    await _resolve(catalog)
+
+    assert calls_while_fresh == 1
+    assert inner.album_calls == 2  # refreshed once, then fresh again
+    assert _tracks_of(refreshed) == _album(21)[1]
+
+
+async def test_a_track_answers_from_the_cache_until_it_is_older_than_the_maximum_age(
+    engine: AsyncEngine,
+) -> None:
+    inner = CountingCatalog([_album(3)])
+    clock = FakeClock()
+    catalog = CachingCatalog(inner, engine, clock=clock, max_age=MAX_AGE)
+    wanted = _track(3).catalog_id
+
+    fetched = await catalog.track(wanted)
+    cached = await catalog.track(wanted)
+    clock.current += MAX_AGE + timedelta(seconds=1)
+    refreshed = await catalog.track(wanted)
+
+    assert fetched == cached == refreshed == _track(3)
+    assert inner.track_calls == [wanted, wanted]
+
+
+async def test_a_batch_lookup_answers_cached_tracks_and_fetches_the_rest_in_one_call(
+    engine: AsyncEngine,
+) -> None:
+    inner = CountingCatalog([_album(4)])
+    catalog = CachingCatalog(inner, engine, clock=FakeClock())
+    one, two, three, four = (_track(number).catalog_id for number in range(1, 5))
+    unknown = CatalogId("77")
+    await catalog.tracks([one, two])
+
+    found = await catalog.tracks([three, one, unknown, two, four, three])
+
+    assert inner.batch_calls == [[one, two], [three, unknown, four]]
+    assert list(found) == [three, one, two, four]
+    assert found[three] == _track(3) and found[one] == _track(1)
+    assert await catalog.tracks([]) == {}
+    assert len(inner.batch_calls) == 2
+
+
+async def test_an_item_not_in_the_catalogue_raises_not_found_and_caches_nothing(
+    engine: AsyncEngine,
+) -> None:
+    inner = CountingCatalog()
+    catalog = CachingCatalog(inner, engine, clock=FakeClock())
+
+    with pytest.raises(CatalogItemNotFound) as missing_track:
+        await catalog.track(CatalogId("5"))
+    with pytest.raises(CatalogItemNotFound) as missing_album:
+        await _resolve(catalog, CatalogId("6"))
+    with pytest.raises(CatalogItemNotFound):
+        await _resolve(catalog, CatalogId("6"))
+
+    assert (missing_track.value.kind, missing_track.value.catalog_id) == ("track", "5")
+    assert (missing_album.value.kind, missing_album.value.catalog_id) == ("album", "6")
+    assert inner.album_calls == 2
+    assert await _count(engine, "SELECT count(*) FROM catalog_tracks") == 0
+    assert await _count(engine, "SELECT count(*) FROM catalog_albums") == 0
