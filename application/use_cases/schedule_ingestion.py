@@ -17,6 +17,7 @@ from application.ports.metrics import SchedulingMetrics
 from application.ports.scheduling import ClaimedJob, ItemTrackLink
 from application.ports.track_index import IndexUnavailable, TrackIndex
 from application.ports.unit_of_work import UnitOfWorkFactory
+from application.use_cases.dispatch_pending import DispatchReport
 from domain.ingestion import (
     CandidateTrack,
     IngestionRequest,
@@ -62,7 +63,7 @@ class ScheduleIngestion:
         uow_factory: UnitOfWorkFactory,
         catalog: Catalog,
         index: TrackIndex,
-        dispatch: Callable[[], Awaitable[object]],
+        dispatch: Callable[[], Awaitable[DispatchReport]],
         clock: Clock,
         metrics: SchedulingMetrics,
     ) -> None:
@@ -108,6 +109,9 @@ class ScheduleIngestion:
         seen: set[Isrc] = set()
         position = 0
         described = False
+        # Once the queue refuses, stop dispatching page by page: a failing send can take
+        # seconds, and the relay's sweep retries the recorded rows with backoff anyway.
+        dispatch_inline = True
         async for page in self._pages(item):
             links = [
                 ItemTrackLink(position + offset, track.catalog_id, track.isrc)
@@ -130,8 +134,9 @@ class ScheduleIngestion:
                 await uow.ledger.record_indexed(already_indexed, now=now)
                 recorded = await uow.ledger.record_requests(requests, now=now)
                 await uow.commit()
-            if recorded:
-                await self._dispatch()
+            if recorded and dispatch_inline:
+                report = await self._dispatch()
+                dispatch_inline = not report.queue_unavailable
         async with self._uow_factory() as uow:
             await uow.jobs.finish(item.id, worker=command.worker, now=self._clock.now())
             await uow.commit()
