@@ -26,3 +26,9 @@ class InvalidPageSize(ApplicationError):
         super().__init__(f"first must be between 0 and {maximum}, not {first}")
         self.first = first
         self.maximum = maximum
+
+
+class InvalidSearch(ApplicationError):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason

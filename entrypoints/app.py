@@ -3,9 +3,13 @@ stops everything the container provides."""
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
+import inngest
+import inngest.fast_api
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -16,15 +20,40 @@ from adapters.metrics.prometheus import PrometheusMetrics
 from adapters.postgres.database import is_reachable
 from adapters.postgres.ledger import ledger_rows_by_state
 from adapters.postgres.migrate import upgrade_to_head
+from application.use_cases.ingest_track import IngestTrackCommand
 from entrypoints.container import Container
 from entrypoints.graphql.context import RequestContext
 from entrypoints.graphql.router import AuthenticatedGraphQLRouter
 from entrypoints.graphql.schema import build_schema
+from entrypoints.inngest_worker import ingest_track_function
+from entrypoints.local_queue import LocalQueue
 from entrypoints.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from entrypoints.relay import Relay
 from entrypoints.use_cases import LibraryUseCases
 
 log = structlog.get_logger("libingest.app")
+
+
+async def resolved(value: Any) -> Any:
+    """A provider's value. Providers that depend on an async resource answer with an
+    awaitable once it is initialised; the others answer with the value itself."""
+    return await value if inspect.isawaitable(value) else value
+
+
+async def in_flight_requests(container: Container) -> list[IngestTrackCommand]:
+    """What the local queue must run again: dispatched before a restart, not yet indexed."""
+    uow_factory = await resolved(container.uow_factory())
+    async with uow_factory() as uow:
+        requests = await uow.ledger.in_flight(limit=100_000)
+    return [
+        IngestTrackCommand(
+            isrc=request.isrc.value,
+            track_id=request.track_id.value,
+            album_id=request.album_id.value if request.album_id else None,
+            library_item_id=str(request.library_item_id),
+        )
+        for request in requests
+    ]
 
 
 def create_app(container: Container | None = None, *, migrate: bool = True) -> FastAPI:
@@ -35,23 +64,34 @@ def create_app(container: Container | None = None, *, migrate: bool = True) -> F
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await container.init_resources()  # type: ignore[misc]
         try:
-            engine = await container.engine()  # type: ignore[misc]
+            engine = await resolved(container.engine())
             if migrate:
                 await upgrade_to_head(engine)
             app.state.engine = engine
-            app.state.use_cases = await container.library_use_cases()  # type: ignore[misc]
+            app.state.use_cases = await resolved(container.library_use_cases())
             app.state.authenticator = container.authenticator()
             app.state.metrics = container.metrics()
+            app.state.ingest_track = await resolved(container.ingest_track())
+            queue = await resolved(container.ingestion_queue())
+            if isinstance(queue, LocalQueue):
+                await queue.start(redeliver=await in_flight_requests(container))
             relay: Relay | None = None
             if settings.relay_enabled:
-                relay = await container.relay()  # type: ignore[misc]
+                relay = await resolved(container.relay())
                 await relay.start()
-            log.info("app.started", environment=settings.libingest_env)
+            log.info(
+                "app.started",
+                environment=settings.libingest_env,
+                queue=type(queue).__name__,
+                catalog="tidal" if settings.uses_tidal else "offline-sample",
+            )
             try:
                 yield
             finally:
                 if relay is not None:
                     await relay.stop()
+                if isinstance(queue, LocalQueue):
+                    await queue.stop()
         finally:
             log.info("app.stopping")
             await container.shutdown_resources()  # type: ignore[misc]
@@ -98,6 +138,14 @@ def create_app(container: Container | None = None, *, migrate: bool = True) -> F
         exporter: PrometheusMetrics = request.app.state.metrics
         exporter.set_ledger_rows(await ledger_rows_by_state(request.app.state.engine))
         return Response(generate_latest(exporter.registry), media_type=CONTENT_TYPE_LATEST)
+
+    if settings.uses_inngest:
+        # The worker endpoint: signatures are required whenever the SDK is in production mode.
+        inngest.fast_api.serve(
+            app,
+            container.inngest_client(),
+            [ingest_track_function(container.inngest_client(), lambda: app.state.ingest_track)],
+        )
 
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.graphql_max_body_bytes)
     app.add_middleware(RequestContextMiddleware)

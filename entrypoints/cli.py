@@ -27,6 +27,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     commands.add_parser("migrate", help="apply the database migrations")
+    commands.add_parser("relay", help="run only the scheduling relay (no API)")
+    reschedule = commands.add_parser("reschedule", help="dispatch failed ingestion requests again")
+    reschedule.add_argument(
+        "--all",
+        action="store_true",
+        help="also every dispatched request that is not indexed yet",
+    )
     token = commands.add_parser("token", help="print a token for USER_ID (local use)")
     token.add_argument("user_id")
     args = parser.parse_args(argv)
@@ -42,6 +49,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_migrate())
         if args.command == "token":
             return _token(args.user_id)
+        if args.command == "relay":
+            return asyncio.run(_relay())
+        if args.command == "reschedule":
+            return asyncio.run(_reschedule(include_unindexed=args.all))
     except tuple(EXIT_CODES) as error:
         code = next(c for t, c in EXIT_CODES.items() if isinstance(error, t))
         print(f"libingest: {error}", file=sys.stderr)
@@ -70,11 +81,64 @@ async def _migrate() -> int:
     from entrypoints.container import Container
 
     container = Container()
-    await container.init_resources()  # type: ignore[misc]
     try:
-        engine = await container.engine()  # type: ignore[misc]
+        # Only the database: the search index's local mode admits one process at a time.
+        engine = await container.engine.init()  # type: ignore[misc]
         await upgrade_to_head(engine)
         print(f"database at revision {await current_revision(engine)}")
+    finally:
+        await container.shutdown_resources()  # type: ignore[misc]
+    return EXIT_OK
+
+
+async def _relay() -> int:
+    """The relay alone, for deployments that scale it apart from the API. Stops on SIGINT or
+    SIGTERM, handing its leases back."""
+    import signal
+
+    from adapters.postgres.migrate import upgrade_to_head
+    from entrypoints.app import resolved
+    from entrypoints.container import Container
+    from entrypoints.local_queue import LocalQueue
+
+    container = Container()
+    await container.init_resources()  # type: ignore[misc]
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await upgrade_to_head(await resolved(container.engine()))
+        queue = await resolved(container.ingestion_queue())
+        if isinstance(queue, LocalQueue):
+            await queue.start()
+        relay = await resolved(container.relay())
+        await relay.start()
+        await stop.wait()
+        await relay.stop()
+        if isinstance(queue, LocalQueue):
+            await queue.stop()
+    finally:
+        await container.shutdown_resources()  # type: ignore[misc]
+    return EXIT_OK
+
+
+async def _reschedule(*, include_unindexed: bool) -> int:
+    from application.use_cases.reschedule import RescheduleCommand
+    from entrypoints.app import resolved
+    from entrypoints.container import Container
+
+    container = Container()
+    try:
+        await container.engine.init()  # type: ignore[misc]
+        reschedule = await resolved(container.reschedule())
+
+        def show(total: int) -> None:
+            print(f"\rrescheduled {total} requests", end="", file=sys.stderr, flush=True)
+
+        total = await reschedule(RescheduleCommand(include_unindexed=include_unindexed), show)
+        print(file=sys.stderr)
+        print(f"{total} requests put back to 'requested'; a running relay dispatches them")
     finally:
         await container.shutdown_resources()  # type: ignore[misc]
     return EXIT_OK

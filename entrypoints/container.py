@@ -10,12 +10,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 
+import inngest
 import structlog
 from dependency_injector import containers, providers
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.auth.jwt_tokens import JwtAuthenticator, JwtSettings, load_or_create_secret
 from adapters.clock import SystemClock
+from adapters.embedding.hashing import HashingEmbedder
 from adapters.inngest.queue import InngestQueue, build_inngest_client
 from adapters.metrics.prometheus import PrometheusMetrics
 from adapters.postgres.catalog_cache import CachingCatalog
@@ -28,17 +30,19 @@ from adapters.tidal.client import TidalCatalog
 from adapters.tidal.sample import sample_catalog
 from application.ports.catalog import Catalog
 from application.ports.clock import Clock
-from application.ports.ingestion_queue import IngestionQueue
 from application.ports.track_index import IndexUnavailable
 from application.use_cases.add_album_to_library import AddAlbumToLibrary
 from application.use_cases.add_track_to_library import AddTrackToLibrary
 from application.use_cases.dispatch_pending import DispatchPending
 from application.use_cases.get_ingestion_progress import GetIngestionProgress
 from application.use_cases.get_library_item import GetLibraryItem
+from application.use_cases.ingest_track import IngestTrack
 from application.use_cases.list_library import ListLibrary
 from application.use_cases.remove_from_library import RemoveFromLibrary
+from application.use_cases.reschedule import Reschedule
 from application.use_cases.schedule_ingestion import ScheduleIngestion
-from entrypoints.local_queue import HeldQueue
+from application.use_cases.search_tracks import SearchTracks
+from entrypoints.local_queue import LocalQueue
 from entrypoints.relay import Relay
 from entrypoints.settings import Settings
 from entrypoints.use_cases import LibraryUseCases
@@ -128,18 +132,18 @@ async def track_index(settings: Settings) -> AsyncIterator[QdrantTrackIndex]:
         await index.close()
 
 
-async def ingestion_queue(settings: Settings) -> AsyncIterator[IngestionQueue]:
-    if settings.uses_inngest:
-        client = build_inngest_client(
-            event_key=settings.inngest_event_key,
-            signing_key=settings.inngest_signing_key,
-            dev=settings.inngest_dev,
-            base_url=settings.inngest_base_url,
-            event_api_base_url=settings.inngest_event_api_base_url,
-        )
-        yield InngestQueue(client)
-        return
-    yield HeldQueue()
+def inngest_client(settings: Settings) -> inngest.Inngest:
+    return build_inngest_client(
+        event_key=settings.inngest_event_key,
+        signing_key=settings.inngest_signing_key,
+        dev=settings.inngest_dev,
+        base_url=settings.inngest_base_url,
+        event_api_base_url=settings.inngest_event_api_base_url,
+    )
+
+
+def queue_kind(settings: Settings) -> str:
+    return "inngest" if settings.uses_inngest else "local"
 
 
 async def notifications(url: str) -> AsyncIterator[SchedulingNotifications]:
@@ -164,6 +168,15 @@ class Container(containers.DeclarativeContainer):
         JwtAuthenticator, providers.Callable(jwt_settings, settings)
     )
 
+    catalog = providers.Resource(catalog, settings, engine, clock)
+    track_index = providers.Resource(track_index, settings)
+    embedder = providers.Singleton(HashingEmbedder, settings.provided.embedding_dimension)
+    ingest_track = providers.Singleton(
+        IngestTrack, uow_factory, catalog, embedder, track_index, clock
+    )
+    search_tracks = providers.Singleton(SearchTracks, embedder, track_index)
+    reschedule = providers.Singleton(Reschedule, uow_factory, clock)
+
     library_use_cases = providers.Singleton(
         LibraryUseCases,
         add_track=providers.Factory(AddTrackToLibrary, uow_factory, clock),
@@ -172,11 +185,17 @@ class Container(containers.DeclarativeContainer):
         list_library=providers.Factory(ListLibrary, uow_factory),
         get_item=providers.Factory(GetLibraryItem, uow_factory),
         progress=providers.Factory(GetIngestionProgress, uow_factory),
+        search=search_tracks,
     )
 
-    catalog = providers.Resource(catalog, settings, engine, clock)
-    track_index = providers.Resource(track_index, settings)
-    ingestion_queue = providers.Resource(ingestion_queue, settings)
+    inngest_client = providers.Singleton(inngest_client, settings)
+    ingestion_queue = providers.Selector(
+        providers.Callable(queue_kind, settings),
+        inngest=providers.Singleton(InngestQueue, inngest_client),
+        local=providers.Singleton(
+            LocalQueue, ingest_track, concurrency=settings.provided.local_queue_concurrency
+        ),
+    )
     notifications = providers.Resource(notifications, database_url)
 
     dispatch_pending = providers.Singleton(

@@ -8,7 +8,6 @@ Several relays share the work through leased claims (SKIP LOCKED); a job is neve
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import socket
 import uuid
@@ -27,6 +26,7 @@ from application.use_cases.schedule_ingestion import (
     ScheduleIngestionCommand,
 )
 from domain.values import LibraryItemId
+from entrypoints.local_queue import cancel_and_wait
 
 log = structlog.get_logger("libingest.relay")
 
@@ -74,21 +74,20 @@ class Relay:
         """Cancel the loop and the jobs in flight, and hand their leases back at once, so a
         restarted relay (or another process) resumes them without waiting for the lease."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait([self._task])
             self._task = None
         in_flight = list(self._running)
         tasks = [*self._running.values(), *([self._dispatching] if self._dispatching else [])]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_and_wait(tasks)
         self._running.clear()
         if in_flight:
-            with contextlib.suppress(Exception):
-                async with self._uow_factory() as uow:
-                    await uow.jobs.release(in_flight, worker=self.worker_id)
-                    await uow.commit()
+            try:
+                async with asyncio.timeout(3):
+                    async with self._uow_factory() as uow:
+                        await uow.jobs.release(in_flight, worker=self.worker_id)
+                        await uow.commit()
+            except Exception as error:  # the leases will simply run out
+                log.warning("relay.release_failed", error=str(error))
         log.info("relay.stopped", worker=self.worker_id, released=len(in_flight))
 
     async def run(self) -> None:

@@ -47,6 +47,7 @@ class Settings(BaseSettings):
     relay_enabled: bool = True
     relay_concurrency: int = 4
     relay_sweep_seconds: float = 1.0
+    local_queue_concurrency: int = 4
 
     graphql_max_depth: int = 10
     graphql_max_aliases: int = 30

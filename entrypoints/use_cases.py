@@ -10,6 +10,7 @@ from application.use_cases.get_ingestion_progress import GetIngestionProgress
 from application.use_cases.get_library_item import GetLibraryItem
 from application.use_cases.list_library import ListLibrary
 from application.use_cases.remove_from_library import RemoveFromLibrary
+from application.use_cases.search_tracks import SearchTracks
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,3 +21,4 @@ class LibraryUseCases:
     list_library: ListLibrary
     get_item: GetLibraryItem
     progress: GetIngestionProgress
+    search: SearchTracks

@@ -163,6 +163,43 @@ class PostgresIsrcLedger:
             .values(state="indexed", indexed_at=now, last_error=None, updated_at=now)
         )
 
+    async def in_flight(self, *, limit: int) -> list[IngestionRequest]:
+        rows = await self._connection.execute(
+            text(
+                "SELECT isrc, track_id, album_id, library_item_id FROM isrc_ledger"
+                " WHERE state = 'dispatched' ORDER BY dispatched_at LIMIT :limit"
+            ),
+            {"limit": limit},
+        )
+        return [
+            IngestionRequest(
+                isrc=Isrc(isrc),
+                track_id=CatalogId(track_id),
+                album_id=CatalogId(album_id) if album_id else None,
+                library_item_id=LibraryItemId(item_id),
+            )
+            for isrc, track_id, album_id, item_id in rows
+        ]
+
+    async def reset_to_requested(
+        self, *, include_unindexed: bool, limit: int, now: datetime
+    ) -> int:
+        states = ["failed", "dispatched"] if include_unindexed else ["failed"]
+        result = await self._connection.execute(
+            text(
+                """
+                UPDATE isrc_ledger SET state = 'requested', attempts = 0, next_attempt_at = :now,
+                       dispatched_at = NULL, last_error = NULL, updated_at = :now
+                WHERE isrc IN (
+                    SELECT isrc FROM isrc_ledger WHERE state = ANY(:states)
+                    ORDER BY isrc LIMIT :limit FOR UPDATE SKIP LOCKED
+                )
+                """
+            ).bindparams(bindparam("states", type_=ARRAY(TEXT))),
+            {"now": now, "states": states, "limit": limit},
+        )
+        return int(result.rowcount)
+
     async def mark_failed(self, isrc: Isrc, *, reason: str, now: datetime) -> None:
         await self._connection.execute(
             isrc_ledger.update()

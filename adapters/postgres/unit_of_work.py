@@ -3,6 +3,8 @@ committed."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from types import TracebackType
 from typing import Self
 
@@ -46,18 +48,32 @@ class PostgresUnitOfWork:
         tb: TracebackType | None,
     ) -> None:
         assert self._connection is not None and self._transaction is not None
+        connection, transaction = self._connection, self._transaction
+        self._connection = None
+        self._transaction = None
+        if exc_type is not None and not issubclass(exc_type, Exception):
+            # Cancelled (or interrupted) in the middle of a statement: the driver's protocol
+            # state is unknown, so the connection must never go back to the pool. Invalidating
+            # discards it; the server rolls the transaction back when the socket closes.
+            await asyncio.shield(_discard(connection))
+            return
         try:
-            if not self._committed and self._transaction.is_active:
-                await self._transaction.rollback()
+            if not self._committed and transaction.is_active:
+                await transaction.rollback()
         finally:
-            await self._connection.close()
-            self._connection = None
-            self._transaction = None
+            await connection.close()
 
     async def commit(self) -> None:
         assert self._transaction is not None, "commit outside the unit of work"
         await self._transaction.commit()
         self._committed = True
+
+
+async def _discard(connection: AsyncConnection) -> None:
+    with contextlib.suppress(Exception):
+        await connection.invalidate()
+    with contextlib.suppress(Exception):
+        await connection.close()
 
 
 class PostgresUnitOfWorkFactory:

@@ -130,4 +130,16 @@ class IsrcLedger(Protocol):
 
     async def mark_indexed(self, isrc: Isrc, *, now: datetime) -> None: ...
 
+    async def in_flight(self, *, limit: int) -> list[IngestionRequest]:
+        """Requests dispatched but neither indexed nor failed: what a local queue must run
+        again after a restart."""
+        ...
+
+    async def reset_to_requested(
+        self, *, include_unindexed: bool, limit: int, now: datetime
+    ) -> int:
+        """Put up to `limit` failed rows (and, with `include_unindexed`, dispatched ones) back to
+        `requested`, due now, so the relay dispatches them again. Returns how many."""
+        ...
+
     async def mark_failed(self, isrc: Isrc, *, reason: str, now: datetime) -> None: ...

@@ -19,12 +19,14 @@ from strawberry.extensions import (
 from strawberry.extensions.disable_introspection import DisableIntrospection
 from strawberry.types import Info
 
-from application.errors import LibraryItemNotFound
+from application.errors import InvalidSearch, LibraryItemNotFound
+from application.ports.track_index import IndexUnavailable
 from application.use_cases.add_album_to_library import AddAlbumToLibraryCommand
 from application.use_cases.add_track_to_library import AddTrackToLibraryCommand
 from application.use_cases.get_library_item import GetLibraryItemCommand
 from application.use_cases.list_library import ListLibraryCommand
 from application.use_cases.remove_from_library import RemoveFromLibraryCommand
+from application.use_cases.search_tracks import SearchTracksCommand
 from domain.errors import DomainError
 from entrypoints.graphql import types
 from entrypoints.graphql.context import RequestContext
@@ -83,11 +85,26 @@ class Query:
     async def search_tracks(
         self, info: GraphQLInfo, query: str, limit: int | None = 10
     ) -> list[types.TrackHit]:
-        raise GraphQLError(
-            "searchTracks is not available yet: the search index is built by the ingestion "
-            "worker, which this version does not run",
-            extensions={"code": "NOT_IMPLEMENTED"},
-        )
+        command = SearchTracksCommand(query=query, limit=10 if limit is None else limit)
+        try:
+            hits = await info.context.use_cases.search(command)
+        except InvalidSearch as error:
+            raise bad_user_input(error) from None
+        except IndexUnavailable:
+            raise GraphQLError(
+                "the search index is unavailable; try again shortly",
+                extensions={"code": "SERVICE_UNAVAILABLE"},
+            ) from None
+        return [
+            types.TrackHit(
+                isrc=hit.isrc.value,
+                track_id=strawberry.ID(hit.track_id.value),
+                title=hit.title,
+                artist_names=list(hit.artist_names),
+                score=hit.score,
+            )
+            for hit in hits
+        ]
 
 
 @strawberry.type

@@ -1,0 +1,101 @@
+"""The Inngest function `ingest-track`: one durable run per `track/ingestion.requested` event.
+
+Thin: it parses the event, and runs IngestTrack's steps under stable step ids (fetch, embed,
+upsert, mark) so Inngest retries only the step that failed and replays the others from memory.
+A track gone from the catalogue is a NonRetriableError; after the last retry the failure
+handler marks the ledger row `failed`."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import inngest
+import structlog
+
+from application.use_cases.ingest_track import (
+    IngestTrack,
+    IngestTrackCommand,
+    TrackDocument,
+    TrackGone,
+)
+from domain.ingestion import EVENT_NAME
+
+log = structlog.get_logger("libingest.inngest")
+
+FUNCTION_ID = "ingest-track"
+RETRIES = 6
+
+
+def command_from(data: Any) -> IngestTrackCommand:
+    if not isinstance(data, dict):
+        raise inngest.NonRetriableError("the event has no data object")
+    isrc, track_id = data.get("isrc"), data.get("trackId")
+    if not isinstance(isrc, str) or not isinstance(track_id, str):
+        raise inngest.NonRetriableError("the event lacks isrc or trackId")
+    album_id, item_id = data.get("albumId"), data.get("libraryItemId")
+    return IngestTrackCommand(
+        isrc=isrc,
+        track_id=track_id,
+        album_id=album_id if isinstance(album_id, str) else None,
+        library_item_id=item_id if isinstance(item_id, str) else None,
+    )
+
+
+def ingest_track_function(
+    client: inngest.Inngest, use_case: Callable[[], IngestTrack]
+) -> inngest.Function[Any]:
+    """`use_case` is called per run: the use case exists only once the app has started."""
+
+    async def on_failure(ctx: inngest.Context) -> None:
+        original = ctx.event.data.get("event")
+        data = original.get("data") if isinstance(original, dict) else None
+        error = ctx.event.data.get("error")
+        message = error.get("message") if isinstance(error, dict) else None
+        command = command_from(data)
+        reason = f"ingestion failed after retries: {message or 'unknown error'}"
+
+        async def mark() -> None:
+            await use_case().mark_failed(command.isrc, reason[:500])
+
+        await ctx.step.run("mark-failed", mark)
+
+    @client.create_function(
+        fn_id=FUNCTION_ID,
+        trigger=inngest.TriggerEvent(event=EVENT_NAME),
+        retries=RETRIES,
+        on_failure=on_failure,
+    )
+    async def ingest_track(ctx: inngest.Context) -> dict[str, str]:
+        command = command_from(ctx.event.data)
+        ingest = use_case()
+
+        async def fetch() -> dict[str, Any]:
+            try:
+                return dataclasses.asdict(await ingest.fetch(command))
+            except TrackGone as gone:
+                await ingest.mark_failed(command.isrc, str(gone))
+                raise inngest.NonRetriableError(str(gone)) from gone
+
+        fetched = await ctx.step.run("fetch", fetch)
+        document = TrackDocument(**{**fetched, "artist_names": tuple(fetched["artist_names"])})
+
+        async def embed() -> list[float]:
+            return ingest.embed(document)
+
+        vector = await ctx.step.run("embed", embed)
+
+        async def upsert() -> None:
+            await ingest.upsert(document, vector)
+
+        await ctx.step.run("upsert", upsert)
+
+        async def mark() -> None:
+            await ingest.mark_indexed(command.isrc)
+
+        await ctx.step.run("mark", mark)
+        log.info("inngest.track_indexed", isrc=command.isrc)
+        return {"isrc": command.isrc, "state": "indexed"}
+
+    return ingest_track
