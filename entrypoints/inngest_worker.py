@@ -20,7 +20,9 @@ from application.use_cases.ingest_track import (
     TrackDocument,
     TrackGone,
 )
+from domain.errors import DomainError
 from domain.ingestion import EVENT_NAME
+from domain.values import CatalogId, Isrc
 
 log = structlog.get_logger("libingest.inngest")
 
@@ -34,6 +36,12 @@ def command_from(data: Any) -> IngestTrackCommand:
     isrc, track_id = data.get("isrc"), data.get("trackId")
     if not isinstance(isrc, str) or not isinstance(track_id, str):
         raise inngest.NonRetriableError("the event lacks isrc or trackId")
+    try:
+        # Malformed ids can never succeed: refuse them here, not after every retry.
+        Isrc.parse(isrc)
+        CatalogId.parse(track_id)
+    except DomainError as invalid:
+        raise inngest.NonRetriableError(str(invalid)) from invalid
     album_id, item_id = data.get("albumId"), data.get("libraryItemId")
     return IngestTrackCommand(
         isrc=isrc,
