@@ -97,7 +97,7 @@ async def _relay() -> int:
     import signal
 
     from adapters.postgres.migrate import upgrade_to_head
-    from entrypoints.app import resolved
+    from entrypoints.app import in_flight_requests, resolved
     from entrypoints.container import Container
     from entrypoints.local_queue import LocalQueue
 
@@ -111,7 +111,7 @@ async def _relay() -> int:
         await upgrade_to_head(await resolved(container.engine()))
         queue = await resolved(container.ingestion_queue())
         if isinstance(queue, LocalQueue):
-            await queue.start()
+            await queue.start(redeliver=await in_flight_requests(container))
         relay = await resolved(container.relay())
         await relay.start()
         await stop.wait()

@@ -36,8 +36,9 @@ class JwtSettings:
 
 class JwtAuthenticator:
     def __init__(self, settings: JwtSettings) -> None:
-        if len(settings.secret) < 16:
-            raise ValueError("AUTH_JWT_SECRET must be at least 16 characters")
+        # RFC 7518 §3.2: an HS256 key at least as long as the hash (32 bytes).
+        if len(settings.secret.encode()) < 32:
+            raise ValueError("AUTH_JWT_SECRET must be at least 32 bytes long")
         self._settings = settings
 
     def authenticate(self, authorization: str | None) -> UserId:
