@@ -1,6 +1,7 @@
 """Errors the use cases raise on purpose; the entrypoints map each to their transport."""
 
-from domain.errors import DomainError
+from domain.errors import DomainError, InvalidLibraryItemId
+from domain.values import LibraryItemId, parse_library_item_id
 
 
 class ApplicationError(DomainError):
@@ -13,6 +14,14 @@ class LibraryItemNotFound(ApplicationError):
     def __init__(self, item_id: str) -> None:
         super().__init__(f"no library item with id {item_id[:64]!r}")
         self.item_id = item_id
+
+
+def item_id_or_not_found(raw: str) -> LibraryItemId:
+    """A malformed item id reads exactly as an unknown one: ids reveal nothing."""
+    try:
+        return parse_library_item_id(raw)
+    except InvalidLibraryItemId as error:
+        raise LibraryItemNotFound(raw) from error
 
 
 class InvalidCursor(ApplicationError):

@@ -29,3 +29,22 @@ async def add_to_library(
             await uow.outbox.enqueue(stored.id, at=now)
         await uow.commit()
         return AddedItem(stored, already_in_library=not created)
+
+
+class AddToLibrary:
+    """Base of the two add use cases: they differ only in the kind of item."""
+
+    kind: LibraryItemKind
+
+    def __init__(self, uow_factory: UnitOfWorkFactory, clock: Clock) -> None:
+        self._uow_factory = uow_factory
+        self._clock = clock
+
+    async def _add(self, user_id: str, raw_catalog_id: str) -> AddedItem:
+        return await add_to_library(
+            self._uow_factory,
+            self._clock,
+            user_id=user_id,
+            kind=self.kind,
+            raw_catalog_id=raw_catalog_id,
+        )

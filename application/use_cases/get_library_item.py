@@ -2,11 +2,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from application.errors import LibraryItemNotFound
+from application.errors import LibraryItemNotFound, item_id_or_not_found
 from application.ports.unit_of_work import UnitOfWorkFactory
-from domain.errors import InvalidLibraryItemId
 from domain.library import LibraryItem
-from domain.values import parse_library_item_id, parse_user_id
+from domain.values import parse_user_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,10 +23,7 @@ class GetLibraryItem:
 
     async def __call__(self, command: GetLibraryItemCommand) -> LibraryItem:
         owner = parse_user_id(command.user_id)
-        try:
-            item_id = parse_library_item_id(command.item_id)
-        except InvalidLibraryItemId as error:
-            raise LibraryItemNotFound(command.item_id) from error
+        item_id = item_id_or_not_found(command.item_id)
         async with self._uow_factory() as uow:
             item = await uow.library.get(owner, item_id)
         if item is None:

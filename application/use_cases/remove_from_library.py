@@ -2,10 +2,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from application.errors import LibraryItemNotFound
+from application.errors import LibraryItemNotFound, item_id_or_not_found
 from application.ports.unit_of_work import UnitOfWorkFactory
-from domain.errors import InvalidLibraryItemId
-from domain.values import LibraryItemId, parse_library_item_id, parse_user_id
+from domain.values import LibraryItemId, parse_user_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,10 +24,7 @@ class RemoveFromLibrary:
 
     async def __call__(self, command: RemoveFromLibraryCommand) -> LibraryItemId:
         owner = parse_user_id(command.user_id)
-        try:
-            item_id = parse_library_item_id(command.item_id)
-        except InvalidLibraryItemId as error:
-            raise LibraryItemNotFound(command.item_id) from error
+        item_id = item_id_or_not_found(command.item_id)
         async with self._uow_factory() as uow:
             if not await uow.library.remove(owner, item_id):
                 raise LibraryItemNotFound(command.item_id)
