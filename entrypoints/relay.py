@@ -3,7 +3,10 @@
 It runs as an asyncio task in every API process (and alone as `libingest relay`). It wakes at
 once on the NOTIFY that an add's commit sends, and sweeps every `sweep_interval` seconds for
 anything a notification missed, for jobs whose backoff has passed and for deferred dispatches.
-Several relays share the work through leased claims (SKIP LOCKED); a job is never run by two."""
+Several relays share the work through leased claims (SKIP LOCKED); a job is never run by two.
+While a job runs, a heartbeat renews its lease every third of it, so the lease can be short: a
+killed process's jobs are taken over within one lease (15 s), and a page that takes long (TIDAL
+retries honouring Retry-After) never lets the lease run out under a live worker."""
 
 from __future__ import annotations
 
@@ -49,7 +52,7 @@ class Relay:
         metrics: SchedulingMetrics,
         concurrency: int = 4,
         sweep_interval: float = 1.0,
-        lease: timedelta = timedelta(seconds=60),
+        lease: timedelta = timedelta(seconds=15),
         worker_id: str | None = None,
     ) -> None:
         self._uow_factory = uow_factory
@@ -65,17 +68,19 @@ class Relay:
         self._running: dict[LibraryItemId, asyncio.Task[None]] = {}
         self._dispatching: asyncio.Task[None] | None = None
         self._task: asyncio.Task[None] | None = None
+        self._heartbeat_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self.run(), name="relay")
+        self._heartbeat_task = asyncio.create_task(self._heartbeat(), name="relay-heartbeat")
         log.info("relay.started", worker=self.worker_id, concurrency=self._concurrency)
 
     async def stop(self) -> None:
         """Cancel the loop and the jobs in flight, and hand their leases back at once, so a
         restarted relay (or another process) resumes them without waiting for the lease."""
-        if self._task is not None:
-            await cancel_and_wait([self._task])
-            self._task = None
+        loops = [task for task in (self._task, self._heartbeat_task) if task is not None]
+        await cancel_and_wait(loops)
+        self._task = self._heartbeat_task = None
         in_flight = list(self._running)
         tasks = [*self._running.values(), *([self._dispatching] if self._dispatching else [])]
         await cancel_and_wait(tasks)
@@ -133,6 +138,27 @@ class Relay:
         finally:
             self._running.pop(item_id, None)
             self._wakeups.wake()  # a slot is free: there may be more due jobs
+
+    async def _heartbeat(self) -> None:
+        """Renew the leases of the jobs in flight, every third of a lease."""
+        interval = self._lease.total_seconds() / 3
+        while True:
+            await asyncio.sleep(interval)
+            running = list(self._running)
+            if not running:
+                continue
+            try:
+                async with self._uow_factory() as uow:
+                    now = self._clock.now()
+                    for item_id in running:
+                        await uow.jobs.extend_lease(
+                            item_id, worker=self.worker_id, lease=self._lease, now=now
+                        )
+                    await uow.commit()
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # the database may be restarting; the page commit checks
+                log.warning("relay.heartbeat.failed", error=str(error))
 
     def _sweep_dispatch(self) -> None:
         """Retry deferred dispatches in the background, one sweep at a time."""

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.faults.harness import (
+    REPO,
     AddDriver,
     Catalogue,
     Loopbacks,
@@ -40,8 +43,22 @@ async def fault_database(postgres_server_url: str) -> AsyncIterator[str]:
 
 
 @pytest.fixture
-def services(tmp_path: Path) -> Iterator[Services]:
-    launched = Services(tmp_path)
+def workdir() -> Iterator[Path]:
+    """The services' data directories. Not pytest's tmp_path: another pytest session on this
+    machine prunes old basetemp directories and resets their permissions while we run."""
+    directory = Path(tempfile.mkdtemp(prefix="libingest-fault-"))
+    yield directory
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
+def services(request: pytest.FixtureRequest) -> Iterator[Services]:
+    """The service processes of a test, killed at teardown; their logs stay in
+    .data/fault-logs/<test>/ for a look after a failure."""
+    logs = REPO / ".data" / "fault-logs" / request.node.name
+    shutil.rmtree(logs, ignore_errors=True)
+    logs.mkdir(parents=True)
+    launched = Services(logs)
     try:
         yield launched
     finally:

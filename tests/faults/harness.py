@@ -597,3 +597,26 @@ def assert_adds_answered(adds: Sequence[AddResult], *, p99_bound_s: float = 1.0)
     assert not failures, f"{len(failures)} adds failed, e.g. {failures[0]}"
     p99 = percentile([add.latency for add in adds], 0.99)
     assert p99 < p99_bound_s, f"add p99 {p99 * 1000:.0f} ms"
+
+
+def results_table(path: Path = RESULTS_PATH) -> str:
+    """The measured table of docs/reliability.md, from a run's results file:
+    `.venv/bin/python -m tests.faults.harness [path]`."""
+    results = json.loads(path.read_text())
+    lines = [
+        "| fault | adds (ok/failed) | events sent | unique ids | duplicates | lost"
+        " | add p99 during fault | add p99 overall | recovery after fault |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, row in results.items():
+        lines.append(
+            f"| {name} | {row['adds']} ({row['adds_ok']}/{row['adds_failed']})"
+            f" | {row['events_sent']} | {row['unique_event_ids']} | {row['duplicate_sends']}"
+            f" | {row['lost']} | {row['add_p99_during_fault_ms']:.0f} ms"
+            f" | {row['add_p99_ms']:.0f} ms | {row['recovery_s']:.1f} s |"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(results_table(Path(sys.argv[1]) if len(sys.argv) > 1 else RESULTS_PATH))

@@ -8,6 +8,8 @@ Durations are constants the environment may override, e.g. FAULT_INNGEST_DOWN_SE
 from __future__ import annotations
 
 import asyncio
+import shutil
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -109,9 +111,9 @@ async def test_inngest_down_for_30_seconds_delays_events_and_loses_none(
     fault_database: str,
     services: Services,
     driver: AddDriver,
-    tmp_path: Path,
+    workdir: Path,
 ) -> None:
-    service = await start_service(services, loopbacks, fault_database, tmp_path / "data")
+    service = await start_service(services, loopbacks, fault_database, workdir / "data")
     await warm_up(driver, service, catalogue)
     rate = 4.0
     plan = plan_adds([service], catalogue, int((LEAD_S + INNGEST_DOWN_S + TAIL_S) * rate))
@@ -149,9 +151,9 @@ async def test_qdrant_unreachable_then_slow_schedules_everything_fail_open(
     fault_database: str,
     services: Services,
     driver: AddDriver,
-    tmp_path: Path,
+    workdir: Path,
 ) -> None:
-    service = await start_service(services, loopbacks, fault_database, tmp_path / "data")
+    service = await start_service(services, loopbacks, fault_database, workdir / "data")
     await warm_up(driver, service, catalogue)
     rate = 4.0
     plan = plan_adds(
@@ -200,9 +202,9 @@ async def test_tidal_rate_limiting_then_5xx_then_timeouts_delay_scheduling_only(
     fault_database: str,
     services: Services,
     driver: AddDriver,
-    tmp_path: Path,
+    workdir: Path,
 ) -> None:
-    service = await start_service(services, loopbacks, fault_database, tmp_path / "data")
+    service = await start_service(services, loopbacks, fault_database, workdir / "data")
     await warm_up(driver, service, catalogue)
     tidal = loopbacks.tidal
     # A hang outlasts the adapter's 10 s request timeout.
@@ -256,9 +258,9 @@ async def test_sigkill_mid_album_then_restart_completes_with_only_same_id_resend
     fault_database: str,
     services: Services,
     driver: AddDriver,
-    tmp_path: Path,
+    workdir: Path,
 ) -> None:
-    service = await start_service(services, loopbacks, fault_database, tmp_path / "data")
+    service = await start_service(services, loopbacks, fault_database, workdir / "data")
     await warm_up(driver, service, catalogue)
     loopbacks.tidal.switches.latency = 0.2  # 25 pages of 20: about 5 s to walk the album
     big = catalogue.new_album(500)
@@ -320,14 +322,17 @@ async def test_postgres_restarted_under_load_loses_no_committed_add(
     catalogue: Catalogue,
     services: Services,
     driver: AddDriver,
-    tmp_path: Path,
+    workdir: Path,
 ) -> None:
-    pg_dir = tmp_path / "pg"
+    # Not under pytest's tmp_path: pytest resets /tmp/pytest-of-<user> to 0700 whenever a
+    # session starts, and the embedded server (running as another user when we are root)
+    # would lose its data directory mid-test.
+    pg_dir = Path(tempfile.mkdtemp(prefix="libingest-fault-pg-"))
     server = EmbeddedPostgres(pg_dir)
     server_url = await asyncio.to_thread(server.start)
     name, database_url = await create_database(server_url)
     try:
-        service = await start_service(services, loopbacks, database_url, tmp_path / "data")
+        service = await start_service(services, loopbacks, database_url, workdir / "data")
         await warm_up(driver, service, catalogue)
         rate = 4.0
         plan = plan_adds([service], catalogue, int((LEAD_S + POSTGRES_DOWN_S + 10.0) * rate))
@@ -360,6 +365,9 @@ async def test_postgres_restarted_under_load_loses_no_committed_add(
                     "down_s": POSTGRES_DOWN_S,
                     "failed_adds": result.failed_adds,
                     "failed_statuses": sorted({str(add.status) for add in adds if not add.ok}),
+                    # When each failed add started, in seconds from the server's stop.
+                    "failed_at_s": [round(add.at - window[0], 2) for add in adds if not add.ok],
+                    "outage_s": round(window[1] - window[0], 2),
                 },
             )
         )
@@ -371,6 +379,7 @@ async def test_postgres_restarted_under_load_loses_no_committed_add(
         services.kill_all()
         await drop_database(server_url, name)
         await asyncio.to_thread(server.stop)
+        shutil.rmtree(pg_dir, ignore_errors=True)
 
 
 async def test_two_processes_sharing_a_database_dispatch_each_isrc_once(
@@ -379,12 +388,12 @@ async def test_two_processes_sharing_a_database_dispatch_each_isrc_once(
     fault_database: str,
     services: Services,
     driver: AddDriver,
-    tmp_path: Path,
+    workdir: Path,
 ) -> None:
     # Both start together: their migrations race for the same fresh database.
     first, second = await asyncio.gather(
-        start_service(services, loopbacks, fault_database, tmp_path / "a", "first"),
-        start_service(services, loopbacks, fault_database, tmp_path / "b", "second"),
+        start_service(services, loopbacks, fault_database, workdir / "a", "first"),
+        start_service(services, loopbacks, fault_database, workdir / "b", "second"),
     )
     await warm_up(driver, first, catalogue)
     await warm_up(driver, second, catalogue)
