@@ -70,7 +70,10 @@ class CatalogId:
     def parse(cls, raw: str) -> CatalogId:
         if not isinstance(raw, str) or len(raw) > 64:
             raise InvalidCatalogId(str(raw))
-        return cls(raw.strip())
+        stripped = raw.strip()
+        if not _CATALOG_ID.fullmatch(stripped):
+            raise InvalidCatalogId(raw)  # the caller's input, not our rewrite of it
+        return cls(stripped)
 
     def __str__(self) -> str:
         return self.value

@@ -14,6 +14,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.requests import HTTPConnection
 
 from adapters.auth.jwt_tokens import AuthenticationFailed, JwtAuthenticator
 from adapters.metrics.prometheus import PrometheusMetrics
@@ -96,7 +97,9 @@ def create_app(container: Container | None = None, *, migrate: bool = True) -> F
             log.info("app.stopping")
             await container.shutdown_resources()  # type: ignore[misc]
 
-    async def context_getter(request: Request) -> RequestContext:
+    # HTTPConnection, not Request: FastAPI injects it for WebSocket handshakes too, which must be
+    # refused cleanly rather than fail on a missing argument.
+    async def context_getter(request: HTTPConnection) -> RequestContext:
         authenticator: JwtAuthenticator = request.app.state.authenticator
         use_cases: LibraryUseCases = request.app.state.use_cases
         try:
@@ -118,6 +121,8 @@ def create_app(container: Container | None = None, *, migrate: bool = True) -> F
         graphql_ide=None if settings.is_production else "graphiql",
         # Mutations must not ride on GET (CSRF-able links); queries may, for caching proxies.
         allow_queries_via_get=True,
+        # No Subscription type, and WebSocket operations would bypass the router's token check.
+        subscription_protocols=(),
     )
 
     app = FastAPI(title="libingest", lifespan=lifespan, docs_url=None, redoc_url=None)

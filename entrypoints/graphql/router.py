@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from graphql import GraphQLError
@@ -15,6 +16,21 @@ from entrypoints.graphql.errors import unauthenticated
 class AuthenticatedGraphQLRouter(GraphQLRouter[RequestContext, None]):
     """Answers every operation of a caller without a valid token with one UNAUTHENTICATED error
     and no data, so an anonymous caller learns nothing, not even whether a query is valid."""
+
+    def decode_json(self, data: str | bytes) -> object:
+        # Strawberry answers 400 only for a JSONDecodeError, and assumes the JSON is an object
+        # or a list. Anything else the decoder refuses (nesting past the recursion limit, bytes
+        # that are not UTF-8, an integer of more than 4300 digits) or a bare value (`null`, a
+        # string) would escape as a 500; it is the client's error all the same.
+        try:
+            decoded = super().decode_json(data)
+        except json.JSONDecodeError:
+            raise
+        except (ValueError, RecursionError) as error:  # UnicodeDecodeError is a ValueError
+            raise json.JSONDecodeError(type(error).__name__, "", 0) from error
+        if not isinstance(decoded, dict | list):
+            raise json.JSONDecodeError("expected a JSON object or list", "", 0)
+        return decoded
 
     async def execute_operation(
         self,

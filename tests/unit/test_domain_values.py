@@ -221,6 +221,14 @@ def test_any_string_either_parses_as_its_digits_or_raises_invalid_catalog_id(raw
         assert parsed.value == raw.strip()
 
 
+@pytest.mark.parametrize("raw", ["\r", " abc ", "\t12 34\n", "\u3000x"])
+def test_an_invalid_catalog_id_is_reported_as_the_caller_sent_it(raw: str) -> None:
+    # Clients match the error against what they sent; the stripped form would not match.
+    with pytest.raises(InvalidCatalogId) as refused:
+        CatalogId.parse(raw)
+    assert refused.value.raw == raw
+
+
 def test_a_huge_string_is_not_a_catalog_id() -> None:
     with pytest.raises(InvalidCatalogId):
         CatalogId.parse("1" * 1_000_000)
