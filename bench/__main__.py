@@ -483,7 +483,8 @@ def load_users(url: str, catalog: str, config: Config) -> str:
 def run(config: Config, *, write: bool) -> Report:
     started_at = datetime.now(UTC)
     machine = harness.machine()
-    use_wrk = load.ensure_wrk()
+    # The quick run (the smoke test) installs nothing: wrk if present, else the Python one.
+    use_wrk = load.wrk_available() if config.quick else load.ensure_wrk()
     print(f"load generator: {'wrk' if use_wrk else 'python-httpx'}", file=sys.stderr)
     inngest = TimedInngest()
     qdrant = LoopbackQdrant(collection="tracks")
@@ -521,6 +522,7 @@ def run(config: Config, *, write: bool) -> Report:
                 harness.floor(database_url) as floor_process,
             ):
                 add_rows, readd = measure_adds(config, svc.url, floor_process.url, use_wrk)
+            harness.empty_library(database_url)
             print("scheduling ...", file=sys.stderr)
             with harness.service({**common, **unpaced}, Path(data_dir) / "b") as svc:
                 scheduling = asyncio.run(

@@ -80,6 +80,24 @@ def scratch_database() -> Iterator[tuple[str, str]]:
         asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
+def empty_library(url: str) -> None:
+    """Forget the add phase's items and jobs, so the next service's relay starts with no
+    backlog (they name catalogue ids the loopback TIDAL does not hold)."""
+    import asyncio
+
+    async def truncate() -> None:
+        connection = await asyncpg.connect(url)
+        try:
+            await connection.execute(
+                "TRUNCATE library_items, scheduling_jobs, item_tracks CASCADE;"
+                " DROP TABLE IF EXISTS bench_floor_jobs, bench_floor_items, bench_floor_bare"
+            )
+        finally:
+            await connection.close()
+
+    asyncio.run(truncate())
+
+
 def server_version(url: str) -> str:
     import asyncio
 
