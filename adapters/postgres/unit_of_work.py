@@ -8,6 +8,8 @@ import contextlib
 from types import TracebackType
 from typing import Self
 
+import asyncpg
+import sqlalchemy.exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
 
 from adapters.postgres.ledger import PostgresIsrcLedger
@@ -15,6 +17,7 @@ from adapters.postgres.library import PostgresLibraryRepository
 from adapters.postgres.outbox import PostgresSchedulingOutbox
 from adapters.postgres.progress import PostgresProgressReader
 from adapters.postgres.scheduling_jobs import PostgresSchedulingJobs
+from application.ports.unit_of_work import StorageUnavailable
 
 
 class PostgresUnitOfWork:
@@ -31,7 +34,12 @@ class PostgresUnitOfWork:
         self._committed = False
 
     async def __aenter__(self) -> Self:
-        self._connection = await self._engine.connect()
+        try:
+            self._connection = await self._engine.connect()
+        except _CONNECTIVITY_ERRORS as error:
+            raise StorageUnavailable(
+                f"the database is unreachable: {type(error).__name__}"
+            ) from error
         self._transaction = await self._connection.begin()
         self._committed = False
         self.library = PostgresLibraryRepository(self._connection)
@@ -60,13 +68,41 @@ class PostgresUnitOfWork:
         try:
             if not self._committed and transaction.is_active:
                 await transaction.rollback()
+        except _CONNECTIVITY_ERRORS:
+            pass  # the server is gone, and with it the transaction
         finally:
-            await connection.close()
+            with contextlib.suppress(*_CONNECTIVITY_ERRORS):
+                await connection.close()
+        if exc is not None and _is_connectivity(exc):
+            raise StorageUnavailable(
+                f"the database connection was lost: {type(exc).__name__}"
+            ) from exc
 
     async def commit(self) -> None:
         assert self._transaction is not None, "commit outside the unit of work"
         await self._transaction.commit()
         self._committed = True
+
+
+# What losing the server looks like through SQLAlchemy and asyncpg.
+_CONNECTIVITY_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.InterfaceError,
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.InterfaceError,
+)
+
+# Connecting may also time out (the pool's wait, or asyncpg's connect timeout).
+_CONNECT_ERRORS = (*_CONNECTIVITY_ERRORS, TimeoutError, sqlalchemy.exc.TimeoutError)
+
+
+def _is_connectivity(error: BaseException) -> bool:
+    if isinstance(error, sqlalchemy.exc.DBAPIError) and error.connection_invalidated:
+        return True
+    return isinstance(error, _CONNECTIVITY_ERRORS)
 
 
 async def _discard(connection: AsyncConnection) -> None:

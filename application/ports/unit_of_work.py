@@ -9,6 +9,7 @@ from types import TracebackType
 from typing import Protocol, Self
 
 from application.ports.scheduling import IsrcLedger, SchedulingJobs
+from domain.errors import DomainError
 from domain.library import IngestionProgress, LibraryItem, LibraryItemKind
 from domain.values import CatalogId, LibraryItemId, UserId
 
@@ -26,6 +27,11 @@ class LibrarySlice:
     items: tuple[LibraryItem, ...]
     has_more: bool
     total_count: int
+
+
+class StorageUnavailable(DomainError):
+    """The database cannot be reached or lost the connection mid-transaction. Nothing of the
+    transaction was committed; retrying later is safe."""
 
 
 class LibraryRepository(Protocol):
@@ -83,7 +89,8 @@ class ProgressReader(Protocol):
 
 class UnitOfWork(Protocol):
     """A transaction: everything done through it is committed together by `commit()`, and
-    rolled back when the block ends without a commit (or with an exception)."""
+    rolled back when the block ends without a commit (or with an exception). Losing the
+    database, on entry or inside the block, raises StorageUnavailable."""
 
     library: LibraryRepository
     outbox: SchedulingOutbox

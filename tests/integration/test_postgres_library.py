@@ -6,6 +6,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
+import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -175,3 +176,40 @@ async def test_the_outbox_notifies_listeners_only_when_the_add_commits(
         assert heard.empty()
     finally:
         await listener.close()
+
+
+async def test_an_unreachable_database_raises_storage_unavailable_not_a_driver_error() -> None:
+    from adapters.postgres.database import create_engine
+    from application.ports.unit_of_work import StorageUnavailable
+
+    nowhere = create_engine("postgresql://postgres@127.0.0.1:1/none", pool_size=1)
+    try:
+        with pytest.raises(StorageUnavailable):
+            async with PostgresUnitOfWorkFactory(nowhere)() as uow:
+                await uow.library.get(
+                    UserId("alice"),
+                    LibraryItem.new(
+                        user_id=UserId("alice"),
+                        kind=LibraryItemKind.TRACK,
+                        catalog_id=CatalogId("1"),
+                        at=T0,
+                    ).id,
+                )
+    finally:
+        await nowhere.dispose()
+
+
+async def test_a_connection_lost_inside_the_unit_of_work_raises_storage_unavailable(
+    engine: AsyncEngine,
+) -> None:
+    from application.ports.unit_of_work import StorageUnavailable
+
+    with pytest.raises(StorageUnavailable):
+        async with PostgresUnitOfWorkFactory(engine)() as uow:
+            await uow.library.add_if_absent(_item("alice", "1", T0))
+            # The server ends this very backend, as a restart or a failover would.
+            await uow.library._connection.execute(
+                text("SELECT pg_terminate_backend(pg_backend_pid())")
+            )
+
+    assert await _count(engine, "library_items") == 0
