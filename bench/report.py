@@ -310,7 +310,8 @@ def render(report: Report) -> str:
         f"| linked ISRCs missing from the ledger | {s.missing_from_ledger} |",
         f"| ledger rows not dispatched | {s.ledger_not_dispatched} |",
         f"| duplicate event ids at the Event API | {s.duplicates} |",
-        f"| failed adds (GraphQL or HTTP) | {s.failed + s.errors} |",
+        f"| failed adds: error answer / no answer (timeout, connection) | {s.failed} /"
+        f" {s.errors} |",
         f"| service RSS at start / peak | {s.start_rss_mib:.0f} / {s.peak_rss_mib:.0f} MiB |",
         "",
     ]
