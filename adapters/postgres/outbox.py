@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import Text, cast, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -18,7 +18,7 @@ class PostgresSchedulingOutbox:
         self._connection = connection
 
     async def enqueue(self, item_id: LibraryItemId, at: datetime) -> None:
-        await self._connection.execute(
+        job = (
             insert(scheduling_jobs)
             .values(
                 library_item_id=item_id,
@@ -29,6 +29,13 @@ class PostgresSchedulingOutbox:
                 updated_at=at,
             )
             .on_conflict_do_nothing(index_elements=["library_item_id"])
+            .returning(scheduling_jobs.c.library_item_id)
+            .cte("job")
         )
-        # NOTIFY is transactional: relays hear it only if and when this transaction commits.
-        await self._connection.execute(select(func.pg_notify(SCHEDULING_CHANNEL, str(item_id))))
+        # One round trip for the job and its wake-up call. NOTIFY is transactional: relays hear
+        # it only if and when this transaction commits.
+        await self._connection.execute(
+            select(
+                func.pg_notify(SCHEDULING_CHANNEL, cast(job.c.library_item_id, Text))
+            ).select_from(job)
+        )

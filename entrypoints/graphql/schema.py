@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 
 import strawberry
-from graphql import GraphQLError
+from graphql import ASTValidationRule, GraphQLError
 from strawberry.extensions import (
     AddValidationRules,
     MaskErrors,
@@ -155,7 +155,10 @@ def build_schema(
     # The depth and alias rules are made once, here. QueryDepthLimiter and MaxAliasesLimiter
     # would make a new rule class per request, and the validation cache is keyed by the rule
     # classes: it would never hit, and validating took half of every add's CPU (bench/).
-    rules = [max_depth_rule(max_depth, None), max_aliases_rule(max_aliases)]
+    rules: list[type[ASTValidationRule]] = [
+        max_depth_rule(max_depth, None),
+        max_aliases_rule(max_aliases),
+    ]
     # Factories, not instances: Strawberry builds a fresh extension for every request.
     extensions: list[Callable[[], SchemaExtension]] = [
         partial(MaxTokensLimiter, max_token_count=max_tokens),
