@@ -27,8 +27,11 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         async_url(url),
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
-        # The relay holds a LISTEN connection of its own; these are the request connections.
+        # No pre-ping: with asyncpg it costs a BEGIN/SELECT/ROLLBACK on every checkout, three round
+        # trips per add (bench/). A connection lost to a server restart fails one statement,
+        # SQLAlchemy then invalidates the whole pool, and the unit of work answers
+        # StorageUnavailable for that one call.
+        pool_pre_ping=False,
         pool_recycle=1800,
     )
 

@@ -36,11 +36,13 @@ class PostgresUnitOfWork:
     async def __aenter__(self) -> Self:
         try:
             self._connection = await self._engine.connect()
-        except _CONNECTIVITY_ERRORS as error:
-            raise StorageUnavailable(
-                f"the database is unreachable: {type(error).__name__}"
-            ) from error
-        self._transaction = await self._connection.begin()
+            self._transaction = await self._connection.begin()
+        except _CONNECT_ERRORS as error:
+            if self._connection is not None:
+                await _discard(self._connection)
+                self._connection = None
+            reason = type(error).__name__
+            raise StorageUnavailable(f"the database is unreachable: {reason}") from error
         self._committed = False
         self.library = PostgresLibraryRepository(self._connection)
         self.outbox = PostgresSchedulingOutbox(self._connection)
@@ -96,7 +98,11 @@ _CONNECTIVITY_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 # Connecting may also time out (the pool's wait, or asyncpg's connect timeout).
-_CONNECT_ERRORS = (*_CONNECTIVITY_ERRORS, TimeoutError, sqlalchemy.exc.TimeoutError)
+_CONNECT_ERRORS: tuple[type[BaseException], ...] = (
+    *_CONNECTIVITY_ERRORS,
+    TimeoutError,
+    sqlalchemy.exc.TimeoutError,
+)
 
 
 def _is_connectivity(error: BaseException) -> bool:

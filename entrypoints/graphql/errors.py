@@ -11,8 +11,11 @@ from typing import Any, TypeVar
 
 import strawberry
 from graphql import GraphQLError
+from strawberry.extensions import MaskErrors
 
 from application.errors import InvalidCursor, InvalidPageSize, LibraryItemNotFound
+from application.ports.track_index import IndexUnavailable
+from application.ports.unit_of_work import StorageUnavailable
 from domain.errors import DomainError, InvalidCatalogId, InvalidUserId
 from entrypoints.graphql import types
 
@@ -59,3 +62,28 @@ def should_mask(error: GraphQLError) -> bool:
     error) and the GraphQLErrors raised on purpose above stay as they are."""
     original = error.original_error
     return original is not None and not isinstance(original, GraphQLError)
+
+
+# Errors that are not the client's fault and not a bug: answered with a code that tells the
+# client to retry, instead of the masked "Unexpected error.".
+SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
+_UNAVAILABLE: dict[type[Exception], str] = {
+    StorageUnavailable: "the library is temporarily unavailable; retry shortly",
+    IndexUnavailable: "the search index is temporarily unavailable; retry shortly",
+}
+
+
+class MaskUnexpectedErrors(MaskErrors):
+    """MaskErrors that answers a dependency outage with SERVICE_UNAVAILABLE and a safe message,
+    and masks everything else unexpected."""
+
+    def anonymise_error(self, error: GraphQLError) -> GraphQLError:
+        for error_type, message in _UNAVAILABLE.items():
+            if isinstance(error.original_error, error_type):
+                return GraphQLError(
+                    message,
+                    nodes=error.nodes,
+                    path=error.path,
+                    extensions={"code": SERVICE_UNAVAILABLE},
+                )
+        return super().anonymise_error(error)

@@ -9,7 +9,6 @@ import strawberry
 from graphql import ASTValidationRule, GraphQLError
 from strawberry.extensions import (
     AddValidationRules,
-    MaskErrors,
     MaxTokensLimiter,
     ParserCache,
     SchemaExtension,
@@ -36,6 +35,7 @@ from entrypoints.graphql.errors import (
     ADD_TO_LIBRARY_ERRORS,
     BAD_INPUT,
     REMOVE_FROM_LIBRARY_ERRORS,
+    MaskUnexpectedErrors,
     as_union_member,
     bad_user_input,
     should_mask,
@@ -165,7 +165,9 @@ def build_schema(
         partial(AddValidationRules, rules),
         partial(ParserCache, maxsize=256),
         partial(ValidationCache, maxsize=256),
-        partial(MaskErrors, should_mask_error=should_mask, error_message="Unexpected error."),
+        partial(
+            MaskUnexpectedErrors, should_mask_error=should_mask, error_message="Unexpected error."
+        ),
     ]
     if not introspection:
         extensions.append(DisableIntrospection)
