@@ -7,7 +7,6 @@ import contextlib
 import json
 import math
 import os
-import secrets
 import signal
 import socket
 import subprocess
@@ -27,16 +26,19 @@ from sqlalchemy.engine import make_url
 from starlette.requests import Request
 from starlette.responses import Response
 
-from adapters.postgres.database import EmbeddedPostgres, async_url
+from adapters.postgres.database import EmbeddedPostgres
 from tests.support.loopback_tidal import JSON_API, LoopbackTidal
+from tests.support.scratch_database import (
+    asyncpg_dsn,
+    create_scratch_database,
+    drop_scratch_database,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 JWT_SECRET = "bench-secret-that-is-long-enough-0123456789"
 
 
-def dsn(url: str) -> str:
-    """A URL asyncpg (and the floor) accepts."""
-    return async_url(url).replace("postgresql+asyncpg://", "postgresql://", 1)
+dsn = asyncpg_dsn
 
 
 def free_port() -> int:
@@ -62,22 +64,13 @@ def scratch_database() -> Iterator[tuple[str, str]]:
             finally:
                 embedded.stop()
         return
-    name = f"libingest_bench_{secrets.token_hex(4)}"
-
-    async def admin(statement: str) -> None:
-        connection = await asyncpg.connect(dsn(server_url))
-        try:
-            await connection.execute(statement)
-        finally:
-            await connection.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    name, url = asyncio.run(create_scratch_database(server_url, "libingest_bench"))
     try:
-        url = make_url(async_url(server_url)).set(database=name)
-        host = f"{url.host}:{url.port or 5432}"
-        yield dsn(url.render_as_string(hide_password=False)), f"PostgreSQL server at {host}"
+        parsed = make_url(url)
+        host = f"{parsed.host}:{parsed.port or 5432}"
+        yield dsn(url), f"PostgreSQL server at {host}"
     finally:
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        asyncio.run(drop_scratch_database(server_url, name))
 
 
 def empty_library(url: str) -> None:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import secrets
 import signal
 import socket
 import subprocess
@@ -30,11 +29,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
-from sqlalchemy.engine import make_url
 
-from adapters.postgres.database import async_url
+from tests.support.scratch_database import (
+    asyncpg_dsn,
+    create_scratch_database,
+    drop_scratch_database,
+)
 
 POLL_SECONDS = 0.02
 READY_TIMEOUT_S = 120.0
@@ -188,26 +189,14 @@ def run_once(album_id: str, database_url: str | None) -> Result:
 
 
 async def scratch_database(server_url: str) -> tuple[str, str]:
-    name = f"libingest_bench_{secrets.token_hex(4)}"
-    admin = await asyncpg.connect(dsn(server_url))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    url = make_url(async_url(server_url)).set(database=name)
-    return name, url.render_as_string(hide_password=False)
+    return await create_scratch_database(server_url, "libingest_bench")
 
 
 async def drop_database(server_url: str, name: str) -> None:
-    admin = await asyncpg.connect(dsn(server_url))
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    await drop_scratch_database(server_url, name)
 
 
-def dsn(url: str) -> str:
-    return async_url(url).replace("postgresql+asyncpg://", "postgresql://", 1)
+dsn = asyncpg_dsn
 
 
 def measure(album_id: str, server_url: str | None) -> Result:

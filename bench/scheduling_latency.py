@@ -19,7 +19,6 @@ import argparse
 import asyncio
 import logging
 import os
-import secrets
 import statistics
 import tempfile
 import threading
@@ -30,14 +29,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import structlog
 from dependency_injector import providers
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from adapters.postgres.database import async_url
 from application.ports.track_index import IndexedTrack, TrackHit
 from application.use_cases.add_album_to_library import AddAlbumToLibraryCommand
 from domain.values import Isrc
@@ -47,6 +43,11 @@ from entrypoints.container import Container
 from entrypoints.settings import Settings
 from tests.support.loopback_inngest import LoopbackInngest, ReceivedEvent
 from tests.support.loopback_tidal import LoopbackTidal, generated_album
+from tests.support.scratch_database import (
+    asyncpg_dsn,
+    create_scratch_database,
+    drop_scratch_database,
+)
 
 SIZES = (20, 120, 500)
 
@@ -258,26 +259,14 @@ async def _measure(database_url: str, latency: float, runs: int) -> None:
 
 
 async def _scratch_database(server_url: str) -> tuple[str, str]:
-    name = f"libingest_bench_{secrets.token_hex(4)}"
-    admin = await asyncpg.connect(_dsn(server_url))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    url = make_url(async_url(server_url)).set(database=name)
-    return name, url.render_as_string(hide_password=False)
+    return await create_scratch_database(server_url, "libingest_bench")
 
 
 async def _drop_database(server_url: str, name: str) -> None:
-    admin = await asyncpg.connect(_dsn(server_url))
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    await drop_scratch_database(server_url, name)
 
 
-def _dsn(url: str) -> str:
-    return async_url(url).replace("postgresql+asyncpg://", "postgresql://", 1)
+_dsn = asyncpg_dsn
 
 
 async def _main(server_url: str, latency: float, runs: int) -> None:

@@ -7,18 +7,19 @@ embedded PostgreSQL server is started in a temporary directory."""
 from __future__ import annotations
 
 import os
-import secrets
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import asyncpg
 import pytest
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from adapters.postgres.database import EmbeddedPostgres, async_url, create_engine
+from adapters.postgres.database import EmbeddedPostgres, create_engine
 from adapters.postgres.migrate import upgrade_to_head
+from tests.support.scratch_database import (
+    create_scratch_database,
+    drop_scratch_database,
+)
 
 # Every table the migrations create, emptied between tests (order irrelevant with CASCADE).
 _TABLES_TO_EMPTY_QUERY = """
@@ -42,30 +43,15 @@ def postgres_server_url() -> Iterator[str]:
             server.stop()
 
 
-def _asyncpg_dsn(sqlalchemy_url: str) -> str:
-    return async_url(sqlalchemy_url).replace("postgresql+asyncpg://", "postgresql://", 1)
-
-
 @pytest.fixture(scope="session")
 async def database_url(postgres_server_url: str) -> AsyncIterator[str]:
-    """A database of its own for this session, so concurrent runs and leftovers never meet."""
-    name = f"libingest_test_{secrets.token_hex(4)}"
-    admin = await asyncpg.connect(_asyncpg_dsn(postgres_server_url))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    url = make_url(async_url(postgres_server_url)).set(database=name)
-    rendered = url.render_as_string(hide_password=False)
-    engine = create_engine(rendered, pool_size=2)
+    """A database of its own for this session, migrated to the latest revision."""
+    name, url = await create_scratch_database(postgres_server_url, "libingest_test")
+    engine = create_engine(url, pool_size=2)
     await upgrade_to_head(engine)
     await engine.dispose()
-    yield rendered
-    admin = await asyncpg.connect(_asyncpg_dsn(postgres_server_url))
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    yield url
+    await drop_scratch_database(postgres_server_url, name)
 
 
 @pytest.fixture(scope="session")

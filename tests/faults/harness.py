@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import json
 import os
-import secrets
 import signal
 import socket
 import statistics
@@ -26,13 +25,16 @@ from typing import Any
 
 import asyncpg
 import httpx
-from sqlalchemy.engine import make_url
 
 from adapters.auth.jwt_tokens import JwtAuthenticator, JwtSettings
-from adapters.postgres.database import async_url
 from tests.support.loopback_inngest import LoopbackInngest
 from tests.support.loopback_qdrant import LoopbackQdrant
 from tests.support.loopback_tidal import LoopbackAlbum, LoopbackTidal, generated_album
+from tests.support.scratch_database import (
+    asyncpg_dsn,
+    create_scratch_database,
+    drop_scratch_database,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 JWT_SECRET = "fault-suite-secret-that-is-long-enough-0123456789"
@@ -65,9 +67,7 @@ def libingest_command() -> list[str]:
     return [sys.executable, "-m", "entrypoints.cli"]
 
 
-def dsn(url: str) -> str:
-    """A SQLAlchemy or libpq URL as asyncpg takes it."""
-    return async_url(url).replace("postgresql+asyncpg://", "postgresql://", 1)
+dsn = asyncpg_dsn
 
 
 async def wait_for(
@@ -92,22 +92,11 @@ async def wait_for(
 
 async def create_database(server_url: str) -> tuple[str, str]:
     """A fresh `libingest_fault_<rand>` database on the server; (name, its URL)."""
-    name = f"libingest_fault_{secrets.token_hex(4)}"
-    admin = await asyncpg.connect(dsn(server_url))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    url = make_url(async_url(server_url)).set(database=name)
-    return name, url.render_as_string(hide_password=False)
+    return await create_scratch_database(server_url, "libingest_fault")
 
 
 async def drop_database(server_url: str, name: str) -> None:
-    admin = await asyncpg.connect(dsn(server_url))
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    await drop_scratch_database(server_url, name)
 
 
 # -- the service as a process -------------------------------------------------------------------
