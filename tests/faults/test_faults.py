@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import asyncpg
@@ -105,6 +105,28 @@ def streamed(adds: Sequence[AddResult]) -> list[AddResult]:
     return [add for add in adds if add.user != "warm-up"]
 
 
+async def settle_and_check(
+    name: str,
+    *,
+    database_url: str,
+    loopbacks: Loopbacks,
+    catalogue: Catalogue,
+    driver: AddDriver,
+    adds: Sequence[AddResult],
+    window: tuple[float, float],
+    notes: Callable[[], dict[str, object]],
+) -> None:
+    """After the fault: wait until everything is scheduled, record the measurements (`notes` is
+    read once settled), then check the promises."""
+    recovery = await wait_until_scheduled(
+        database_url, loopbacks.inngest, catalogue, within=SETTLE_TIMEOUT_S
+    )
+    result = await check_consistency(database_url, loopbacks.inngest, catalogue, driver.results)
+    record(measure(name, adds, result, fault_window=window, recovery_s=recovery, notes=notes()))
+    assert_consistent(result)
+    assert_adds_answered(adds)
+
+
 async def test_inngest_down_for_30_seconds_delays_events_and_loses_none(
     loopbacks: Loopbacks,
     catalogue: Catalogue,
@@ -127,22 +149,16 @@ async def test_inngest_down_for_30_seconds_delays_events_and_loses_none(
         return down_at, driver.now()
 
     adds, window = await asyncio.gather(driver.stream(plan, per_second=rate), outage())
-    recovery = await wait_until_scheduled(
-        fault_database, loopbacks.inngest, catalogue, within=SETTLE_TIMEOUT_S
+    await settle_and_check(
+        "inngest_down",
+        database_url=fault_database,
+        loopbacks=loopbacks,
+        catalogue=catalogue,
+        driver=driver,
+        adds=adds,
+        window=window,
+        notes=lambda: {"down_s": INNGEST_DOWN_S, "adds_per_s": rate},
     )
-    result = await check_consistency(fault_database, loopbacks.inngest, catalogue, driver.results)
-    record(
-        measure(
-            "inngest_down",
-            adds,
-            result,
-            fault_window=window,
-            recovery_s=recovery,
-            notes={"down_s": INNGEST_DOWN_S, "adds_per_s": rate},
-        )
-    )
-    assert_consistent(result)
-    assert_adds_answered(adds)
 
 
 async def test_qdrant_unreachable_then_slow_schedules_everything_fail_open(
@@ -173,27 +189,21 @@ async def test_qdrant_unreachable_then_slow_schedules_everything_fail_open(
         return start, driver.now()
 
     adds, window = await asyncio.gather(driver.stream(plan, per_second=rate), faults())
-    recovery = await wait_until_scheduled(
-        fault_database, loopbacks.inngest, catalogue, within=SETTLE_TIMEOUT_S
+    await settle_and_check(
+        "qdrant_unreachable_then_slow",
+        database_url=fault_database,
+        loopbacks=loopbacks,
+        catalogue=catalogue,
+        driver=driver,
+        adds=adds,
+        window=window,
+        notes=lambda: {
+            "down_s": QDRANT_DOWN_S,
+            "slow_s": QDRANT_SLOW_S,
+            "slow_reply_s": QDRANT_SLOW_REPLY_S,
+            "qdrant_requests": loopbacks.qdrant.request_count,
+        },
     )
-    result = await check_consistency(fault_database, loopbacks.inngest, catalogue, driver.results)
-    record(
-        measure(
-            "qdrant_unreachable_then_slow",
-            adds,
-            result,
-            fault_window=window,
-            recovery_s=recovery,
-            notes={
-                "down_s": QDRANT_DOWN_S,
-                "slow_s": QDRANT_SLOW_S,
-                "slow_reply_s": QDRANT_SLOW_REPLY_S,
-                "qdrant_requests": loopbacks.qdrant.request_count,
-            },
-        )
-    )
-    assert_consistent(result)
-    assert_adds_answered(adds)
 
 
 async def test_tidal_rate_limiting_then_5xx_then_timeouts_delay_scheduling_only(
@@ -229,27 +239,21 @@ async def test_tidal_rate_limiting_then_5xx_then_timeouts_delay_scheduling_only(
         return start, driver.now()
 
     adds, window = await asyncio.gather(driver.stream(plan, per_second=rate), faults())
-    recovery = await wait_until_scheduled(
-        fault_database, loopbacks.inngest, catalogue, within=SETTLE_TIMEOUT_S
+    await settle_and_check(
+        "tidal_429_5xx_timeouts",
+        database_url=fault_database,
+        loopbacks=loopbacks,
+        catalogue=catalogue,
+        driver=driver,
+        adds=adds,
+        window=window,
+        notes=lambda: {
+            "rate_limited_s": TIDAL_429_S,
+            "server_error_s": TIDAL_5XX_S,
+            "timeout_s": TIDAL_TIMEOUT_S,
+            "tidal_api_calls": tidal.counts.api,
+        },
     )
-    result = await check_consistency(fault_database, loopbacks.inngest, catalogue, driver.results)
-    record(
-        measure(
-            "tidal_429_5xx_timeouts",
-            adds,
-            result,
-            fault_window=window,
-            recovery_s=recovery,
-            notes={
-                "rate_limited_s": TIDAL_429_S,
-                "server_error_s": TIDAL_5XX_S,
-                "timeout_s": TIDAL_TIMEOUT_S,
-                "tidal_api_calls": tidal.counts.api,
-            },
-        )
-    )
-    assert_consistent(result)
-    assert_adds_answered(adds)
 
 
 async def test_sigkill_mid_album_then_restart_completes_with_only_same_id_resends(
@@ -405,19 +409,13 @@ async def test_two_processes_sharing_a_database_dispatch_each_isrc_once(
         plan.append(step)
         plan.append((second if service is first else first, f"{user}-twin", album_id))
     adds = await driver.stream(plan, per_second=rate)
-    recovery = await wait_until_scheduled(
-        fault_database, loopbacks.inngest, catalogue, within=SETTLE_TIMEOUT_S
+    await settle_and_check(
+        "two_processes",
+        database_url=fault_database,
+        loopbacks=loopbacks,
+        catalogue=catalogue,
+        driver=driver,
+        adds=adds,
+        window=(0.0, driver.now()),
+        notes=lambda: {"processes": 2, "adds_per_s": rate},
     )
-    result = await check_consistency(fault_database, loopbacks.inngest, catalogue, driver.results)
-    record(
-        measure(
-            "two_processes",
-            adds,
-            result,
-            fault_window=(0.0, driver.now()),
-            recovery_s=recovery,
-            notes={"processes": 2, "adds_per_s": rate},
-        )
-    )
-    assert_consistent(result)
-    assert_adds_answered(adds)
