@@ -480,6 +480,42 @@ def load_users(url: str, catalog: str, config: Config) -> str:
 # -- the run -----------------------------------------------------------------------------------
 
 
+def run_only(config: Config, section: str) -> None:
+    """One section, printed as it runs and not written: for iterating on one goal."""
+    use_wrk = load.wrk_available() if config.quick else load.ensure_wrk()
+    inngest = TimedInngest()
+    qdrant = LoopbackQdrant(collection="tracks")
+    with (
+        harness.scratch_database() as (database_url, _),
+        tempfile.TemporaryDirectory(prefix="libingest-bench-data-") as data_dir,
+        harness.RateLimitedTidal() as tidal,
+        inngest,
+        qdrant,
+    ):
+        common = {"DATABASE_URL": database_url, **_loopback_env(tidal, inngest, qdrant)}
+        unpaced = {"TIDAL_REQUESTS_PER_SECOND": "1000000", "TIDAL_BURST": "1000"}
+        paced = {
+            "TIDAL_REQUESTS_PER_SECOND": f"{config.tidal_rate:g}",
+            "TIDAL_BURST": str(config.tidal_burst),
+        }
+        if section == "adds":
+            with (
+                harness.service({**common, "RELAY_ENABLED": "false"}, Path(data_dir) / "a") as svc,
+                harness.floor(database_url) as floor_process,
+            ):
+                measure_adds(config, svc.url, floor_process.url, use_wrk)
+        elif section == "scheduling":
+            with harness.service({**common, **unpaced}, Path(data_dir) / "b") as svc:
+                for row in asyncio.run(
+                    measure_scheduling(config, database_url, svc.url, tidal, inngest, qdrant)
+                ):
+                    print(row, file=sys.stderr)
+        else:
+            tidal.switches.latency = config.tidal_latency
+            with harness.service({**common, **paced}, Path(data_dir) / "c") as svc:
+                print(measure_sustained(config, database_url, svc, tidal, inngest), file=sys.stderr)
+
+
 def run(config: Config, *, write: bool) -> Report:
     started_at = datetime.now(UTC)
     machine = harness.machine()
@@ -559,12 +595,23 @@ def main() -> None:
     parser.add_argument("--sustained-seconds", type=float)
     parser.add_argument("--users", type=int)
     parser.add_argument("--scheduling-runs", type=int)
+    parser.add_argument(
+        "--only",
+        choices=("adds", "scheduling", "sustained"),
+        help="run one section and print it (docs/benchmarks.md is not written)",
+    )
+    parser.add_argument("--connections", help="comma-separated, e.g. 1,16")
     arguments = parser.parse_args()
     config = QUICK if arguments.quick else Config()
     for name in ("repeats", "add_seconds", "sustained_seconds", "users", "scheduling_runs"):
         value = getattr(arguments, name)
         if value is not None:
             setattr(config, name, value)
+    if arguments.connections:
+        config.connections = tuple(int(n) for n in arguments.connections.split(","))
+    if arguments.only:
+        run_only(config, arguments.only)
+        return
     run(config, write=not arguments.no_write)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 
+import asyncpg
 import inngest
 import structlog
 from dependency_injector import containers, providers
@@ -21,7 +22,8 @@ from adapters.embedding.hashing import HashingEmbedder
 from adapters.inngest.queue import InngestQueue, build_inngest_client
 from adapters.metrics.prometheus import PrometheusMetrics
 from adapters.postgres.catalog_cache import CachingCatalog
-from adapters.postgres.database import EmbeddedPostgres, create_engine
+from adapters.postgres.database import EmbeddedPostgres, create_engine, create_pool
+from adapters.postgres.library_additions import PostgresLibraryAdditions
 from adapters.postgres.notifications import SchedulingNotifications
 from adapters.postgres.tidal_pace import PostgresPace
 from adapters.postgres.unit_of_work import PostgresUnitOfWorkFactory
@@ -69,6 +71,14 @@ async def database_engine(url: str, pool_size: int) -> AsyncIterator[AsyncEngine
         yield engine
     finally:
         await engine.dispose()
+
+
+async def database_pool(url: str, size: int) -> AsyncIterator[asyncpg.Pool]:
+    pool = await create_pool(url, size=size)
+    try:
+        yield pool
+    finally:
+        await pool.close()
 
 
 def jwt_settings(settings: Settings) -> JwtSettings:
@@ -161,6 +171,8 @@ class Container(containers.DeclarativeContainer):
     database_url = providers.Resource(database_url, settings)
     engine = providers.Resource(database_engine, database_url, settings.provided.database_pool_size)
     uow_factory = providers.Singleton(PostgresUnitOfWorkFactory, engine)
+    pool = providers.Resource(database_pool, database_url, settings.provided.database_pool_size)
+    library_additions = providers.Singleton(PostgresLibraryAdditions, pool)
     clock = providers.Singleton(SystemClock)
     metrics = providers.Singleton(PrometheusMetrics)
 
@@ -179,8 +191,8 @@ class Container(containers.DeclarativeContainer):
 
     library_use_cases = providers.Singleton(
         LibraryUseCases,
-        add_track=providers.Factory(AddTrackToLibrary, uow_factory, clock),
-        add_album=providers.Factory(AddAlbumToLibrary, uow_factory, clock),
+        add_track=providers.Factory(AddTrackToLibrary, library_additions, clock),
+        add_album=providers.Factory(AddAlbumToLibrary, library_additions, clock),
         remove=providers.Factory(RemoveFromLibrary, uow_factory),
         list_library=providers.Factory(ListLibrary, uow_factory),
         get_item=providers.Factory(GetLibraryItem, uow_factory),

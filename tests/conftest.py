@@ -11,10 +11,11 @@ import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import asyncpg
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from adapters.postgres.database import EmbeddedPostgres, create_engine
+from adapters.postgres.database import EmbeddedPostgres, create_engine, create_pool
 from adapters.postgres.migrate import upgrade_to_head
 from tests.support.scratch_database import (
     create_scratch_database,
@@ -59,6 +60,13 @@ async def session_engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     engine = create_engine(database_url, pool_size=10)
     yield engine
     await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+async def session_pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await create_pool(database_url, size=10)
+    yield pool
+    await pool.close()
 
 
 @pytest.fixture

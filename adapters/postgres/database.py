@@ -7,6 +7,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import structlog
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -20,6 +21,32 @@ def async_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+asyncpg://" + url[len(prefix) :]
     raise ValueError("DATABASE_URL must be a postgresql:// URL")
+
+
+def driver_url(url: str) -> str:
+    """The same server as a plain `postgresql://` URL, the form asyncpg itself accepts."""
+    return "postgresql://" + async_url(url)[len("postgresql+asyncpg://") :]
+
+
+async def create_pool(url: str, *, size: int = 10) -> asyncpg.Pool:
+    """A pool of plain asyncpg connections, for the statements that must not pay for
+    SQLAlchemy's layers (the add: ADR 0016). Opens no connection until one is needed, so the
+    service starts (and answers readiness) whether or not the database is up yet."""
+    return await asyncpg.create_pool(
+        driver_url(url),
+        min_size=0,
+        max_size=size,
+        # Recycled like the engine's connections; prepared statements live per connection.
+        max_inactive_connection_lifetime=300,
+        timeout=10,
+        reset=_nothing_to_reset,
+    )
+
+
+async def _nothing_to_reset(connection: asyncpg.Connection) -> None:
+    """The pool's statements are self-contained (no session settings, LISTEN, cursors or locks
+    outlive them), so the default reset, a round trip on every release, would undo nothing.
+    asyncpg still rolls back an open transaction before calling this."""
 
 
 def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:

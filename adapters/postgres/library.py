@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import RowMapping, and_, bindparam, func, or_, select
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import RowMapping, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from adapters.postgres.tables import library_items
@@ -11,51 +10,10 @@ from application.ports.unit_of_work import LibraryPosition, LibrarySlice
 from domain.library import LibraryItem, LibraryItemKind
 from domain.values import CatalogId, LibraryItemId, UserId
 
-# Built once: constructing a statement per add cost more CPU than running it (bench/).
-_INSERT_ITEM = (
-    insert(library_items)
-    .values(
-        {
-            column: bindparam(column)
-            for column in (
-                "id",
-                "user_id",
-                "kind",
-                "catalog_id",
-                "added_at",
-                "title",
-                "artist_names",
-            )
-        }
-    )
-    .on_conflict_do_nothing(constraint="uq_library_items_owner_item")
-    .returning(library_items.c.id)
-)
-
 
 class PostgresLibraryRepository:
     def __init__(self, connection: AsyncConnection) -> None:
         self._connection = connection
-
-    async def add_if_absent(self, item: LibraryItem) -> tuple[LibraryItem, bool]:
-        values = {
-            "id": item.id,
-            "user_id": item.user_id,
-            "kind": item.kind.value,
-            "catalog_id": item.catalog_id.value,
-            "added_at": item.added_at,
-            "title": item.title,
-            "artist_names": list(item.artist_names),
-        }
-        created = (await self._connection.execute(_INSERT_ITEM, values)).scalar_one_or_none()
-        if created is not None:
-            return item, True
-        # The conflicting row was committed by another transaction (ON CONFLICT waits for it), so
-        # a new statement sees it under READ COMMITTED.
-        existing = await self.find(item.user_id, item.kind, item.catalog_id)
-        if existing is None:  # removed between the two statements: treat as a lost race
-            raise RuntimeError("library item vanished while being added; retry the add")
-        return existing, False
 
     async def get(self, user_id: UserId, item_id: LibraryItemId) -> LibraryItem | None:
         row = (

@@ -14,7 +14,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransactio
 
 from adapters.postgres.ledger import PostgresIsrcLedger
 from adapters.postgres.library import PostgresLibraryRepository
-from adapters.postgres.outbox import PostgresSchedulingOutbox
 from adapters.postgres.progress import PostgresProgressReader
 from adapters.postgres.scheduling_jobs import PostgresSchedulingJobs
 from application.ports.unit_of_work import StorageUnavailable
@@ -22,7 +21,6 @@ from application.ports.unit_of_work import StorageUnavailable
 
 class PostgresUnitOfWork:
     library: PostgresLibraryRepository
-    outbox: PostgresSchedulingOutbox
     progress: PostgresProgressReader
     jobs: PostgresSchedulingJobs
     ledger: PostgresIsrcLedger
@@ -45,7 +43,6 @@ class PostgresUnitOfWork:
             raise StorageUnavailable(f"the database is unreachable: {reason}") from error
         self._committed = False
         self.library = PostgresLibraryRepository(self._connection)
-        self.outbox = PostgresSchedulingOutbox(self._connection)
         self.progress = PostgresProgressReader(self._connection)
         self.jobs = PostgresSchedulingJobs(self._connection)
         self.ledger = PostgresIsrcLedger(self._connection)

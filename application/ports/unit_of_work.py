@@ -1,4 +1,5 @@
-"""One business transaction over the library, its outbox and its read models."""
+"""One business transaction over the library, the scheduling jobs, the ledger and the read
+models. The add itself is not made through it: see LibraryAdditions."""
 
 from __future__ import annotations
 
@@ -39,11 +40,6 @@ class LibraryRepository(Protocol):
     is invisible, exactly like an item that does not exist. Nothing is committed here; the unit
     of work commits."""
 
-    async def add_if_absent(self, item: LibraryItem) -> tuple[LibraryItem, bool]:
-        """Store `item` unless the owner already has (kind, catalog_id). Returns the stored item
-        and whether it was created now. Concurrent identical adds create exactly one item."""
-        ...
-
     async def get(self, user_id: UserId, item_id: LibraryItemId) -> LibraryItem | None: ...
 
     async def find(
@@ -68,15 +64,6 @@ class LibraryRepository(Protocol):
         ...
 
 
-class SchedulingOutbox(Protocol):
-    """The outbox of scheduling jobs that the relay consumes. Written in the add's transaction."""
-
-    async def enqueue(self, item_id: LibraryItemId, at: datetime) -> None:
-        """Record that the item's tracks must be scheduled, and wake the relays once the
-        transaction commits. Idempotent per item."""
-        ...
-
-
 class ProgressReader(Protocol):
     """Read model of ingestion progress per library item."""
 
@@ -93,7 +80,6 @@ class UnitOfWork(Protocol):
     database, on entry or inside the block, raises StorageUnavailable."""
 
     library: LibraryRepository
-    outbox: SchedulingOutbox
     progress: ProgressReader
     jobs: SchedulingJobs
     ledger: IsrcLedger

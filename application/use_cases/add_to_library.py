@@ -1,17 +1,17 @@
-"""The shared core of AddTrackToLibrary and AddAlbumToLibrary: one transaction that writes the
-item and its scheduling job (the transactional outbox), or finds the item already there."""
+"""The shared core of AddTrackToLibrary and AddAlbumToLibrary: one atomic write of the item and
+its scheduling job (the transactional outbox), or the item already there."""
 
 from __future__ import annotations
 
 from application.ports.clock import Clock
-from application.ports.unit_of_work import UnitOfWorkFactory
+from application.ports.library_additions import LibraryAdditions
 from application.use_cases.read_models import AddedItem
 from domain.library import LibraryItem, LibraryItemKind
 from domain.values import CatalogId, UserId, parse_user_id
 
 
 async def add_to_library(
-    uow_factory: UnitOfWorkFactory,
+    additions: LibraryAdditions,
     clock: Clock,
     *,
     user_id: str,
@@ -20,15 +20,10 @@ async def add_to_library(
 ) -> AddedItem:
     owner: UserId = parse_user_id(user_id)
     catalog_id = CatalogId.parse(raw_catalog_id)  # raises InvalidCatalogId before any I/O
-    async with uow_factory() as uow:
-        now = clock.now()
-        candidate = LibraryItem.new(user_id=owner, kind=kind, catalog_id=catalog_id, at=now)
-        stored, created = await uow.library.add_if_absent(candidate)
-        if created:
-            # Same transaction as the item: either both exist after commit or neither does.
-            await uow.outbox.enqueue(stored.id, at=now)
-        await uow.commit()
-        return AddedItem(stored, already_in_library=not created)
+    candidate = LibraryItem.new(user_id=owner, kind=kind, catalog_id=catalog_id, at=clock.now())
+    # Item and job in one write: either both exist afterwards or neither does.
+    stored, created = await additions.add(candidate)
+    return AddedItem(stored, already_in_library=not created)
 
 
 class AddToLibrary:
@@ -36,13 +31,13 @@ class AddToLibrary:
 
     kind: LibraryItemKind
 
-    def __init__(self, uow_factory: UnitOfWorkFactory, clock: Clock) -> None:
-        self._uow_factory = uow_factory
+    def __init__(self, additions: LibraryAdditions, clock: Clock) -> None:
+        self._additions = additions
         self._clock = clock
 
     async def _add(self, user_id: str, raw_catalog_id: str) -> AddedItem:
         return await add_to_library(
-            self._uow_factory,
+            self._additions,
             self._clock,
             user_id=user_id,
             kind=self.kind,

@@ -11,7 +11,8 @@ from dependency_injector import providers
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.clock import SystemClock
-from adapters.postgres.database import create_engine
+from adapters.postgres.database import create_engine, create_pool
+from adapters.postgres.library_additions import PostgresLibraryAdditions
 from adapters.postgres.unit_of_work import PostgresUnitOfWorkFactory
 from application.use_cases.add_album_to_library import AddAlbumToLibrary
 from application.use_cases.add_track_to_library import AddTrackToLibrary
@@ -41,13 +42,15 @@ async def unreachable_app_client(
     container.settings.override(providers.Object(settings))
     await container.init_resources()
     gone = PostgresUnitOfWorkFactory(nowhere)
+    gone_pool = await create_pool("postgresql://postgres@127.0.0.1:1/gone", size=1)
+    additions = PostgresLibraryAdditions(gone_pool)
     clock = SystemClock()
     # Only the request path loses the database; the lifespan starts on the real one.
     container.library_use_cases.override(
         providers.Object(
             LibraryUseCases(
-                add_track=AddTrackToLibrary(gone, clock),
-                add_album=AddAlbumToLibrary(gone, clock),
+                add_track=AddTrackToLibrary(additions, clock),
+                add_album=AddAlbumToLibrary(additions, clock),
                 remove=RemoveFromLibrary(gone),
                 list_library=ListLibrary(gone),
                 get_item=GetLibraryItem(gone),
@@ -64,6 +67,7 @@ async def unreachable_app_client(
                 yield client
     finally:
         await nowhere.dispose()
+        await gone_pool.close()
 
 
 async def test_an_add_while_the_database_is_down_answers_service_unavailable(

@@ -1,8 +1,10 @@
-"""The PostgreSQL unit of work and library repository against a real server."""
+"""The PostgreSQL unit of work, library repository and the add's one-statement write against a
+real server."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -10,6 +12,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from adapters.postgres.database import create_pool, driver_url
+from adapters.postgres.library_additions import PostgresLibraryAdditions
 from adapters.postgres.tables import SCHEDULING_CHANNEL
 from adapters.postgres.unit_of_work import PostgresUnitOfWorkFactory
 from application.ports.unit_of_work import LibraryPosition
@@ -30,38 +34,103 @@ async def _count(engine: AsyncEngine, table: str) -> int:
         return int((await connection.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one())
 
 
-async def test_nothing_is_kept_unless_the_unit_of_work_commits(engine: AsyncEngine) -> None:
+async def _stored(pool: asyncpg.Pool, *items: LibraryItem) -> None:
+    additions = PostgresLibraryAdditions(pool)
+    for item in items:
+        _, created = await additions.add(item)
+        assert created
+
+
+async def test_nothing_is_kept_unless_the_unit_of_work_commits(
+    engine: AsyncEngine, session_pool: asyncpg.Pool
+) -> None:
+    item = _item("alice", "1", T0)
+    await _stored(session_pool, item)
     uow_factory = PostgresUnitOfWorkFactory(engine)
     async with uow_factory() as uow:
-        item, created = await uow.library.add_if_absent(_item("alice", "1", T0))
-        await uow.outbox.enqueue(item.id, at=T0)
-        assert created
+        assert await uow.library.remove(UserId("alice"), item.id)
+
+    assert await _count(engine, "library_items") == 1
+    assert await _count(engine, "scheduling_jobs") == 1
+
+
+async def test_an_exception_inside_the_unit_of_work_rolls_everything_back(
+    engine: AsyncEngine, session_pool: asyncpg.Pool
+) -> None:
+    item = _item("alice", "1", T0)
+    await _stored(session_pool, item)
+    uow_factory = PostgresUnitOfWorkFactory(engine)
+    with pytest.raises(RuntimeError, match="boom"):
+        async with uow_factory() as uow:
+            await uow.library.remove(UserId("alice"), item.id)
+            raise RuntimeError("boom")
+
+    assert await _count(engine, "library_items") == 1
+
+
+async def test_an_added_item_and_its_job_are_committed_together(
+    engine: AsyncEngine, session_pool: asyncpg.Pool
+) -> None:
+    item = _item("alice", "3", T0)
+    stored, created = await PostgresLibraryAdditions(session_pool).add(item)
+
+    assert created and stored == item
+    async with engine.connect() as connection:
+        job = (await connection.execute(text("SELECT * FROM scheduling_jobs"))).mappings().one()
+    assert job["library_item_id"] == item.id
+    assert job["status"] == "pending" and job["attempts"] == 0
+    assert job["created_at"] == job["run_after"] == T0
+
+
+@pytest.fixture
+async def job_inserts_fail(engine: AsyncEngine) -> AsyncIterator[None]:
+    """Makes the server refuse every scheduling job, after the item's insert has run."""
+    async with engine.begin() as connection:
+        await connection.execute(
+            text(
+                "CREATE FUNCTION refuse_job() RETURNS trigger LANGUAGE plpgsql AS"
+                " $$ BEGIN RAISE EXCEPTION 'job refused by the test'; END $$"
+            )
+        )
+        await connection.execute(
+            text(
+                "CREATE TRIGGER refuse_job BEFORE INSERT ON scheduling_jobs"
+                " FOR EACH ROW EXECUTE FUNCTION refuse_job()"
+            )
+        )
+    try:
+        yield
+    finally:
+        async with engine.begin() as connection:
+            await connection.execute(text("DROP TRIGGER refuse_job ON scheduling_jobs"))
+            await connection.execute(text("DROP FUNCTION refuse_job()"))
+
+
+async def test_an_add_whose_job_fails_leaves_neither_item_nor_job_nor_notification(
+    engine: AsyncEngine, session_pool: asyncpg.Pool, database_url: str, job_inserts_fail: None
+) -> None:
+    listener = await asyncpg.connect(driver_url(database_url))
+    heard: asyncio.Queue[str] = asyncio.Queue()
+    await listener.add_listener(SCHEDULING_CHANNEL, lambda *args: heard.put_nowait(args[3]))
+    try:
+        with pytest.raises(asyncpg.exceptions.RaiseError, match="job refused"):
+            await PostgresLibraryAdditions(session_pool).add(_item("alice", "5", T0))
+        async with session_pool.acquire() as connection:
+            await connection.execute(f"NOTIFY {SCHEDULING_CHANNEL}, 'marker'")
+        assert await asyncio.wait_for(heard.get(), timeout=5) == "marker"
+    finally:
+        await listener.close()
 
     assert await _count(engine, "library_items") == 0
     assert await _count(engine, "scheduling_jobs") == 0
 
 
-async def test_an_exception_inside_the_unit_of_work_rolls_everything_back(
-    engine: AsyncEngine,
+async def test_committed_items_round_trip_with_their_owner_scope(
+    engine: AsyncEngine, session_pool: asyncpg.Pool
 ) -> None:
     uow_factory = PostgresUnitOfWorkFactory(engine)
-    try:
-        async with uow_factory() as uow:
-            item, _ = await uow.library.add_if_absent(_item("alice", "1", T0))
-            await uow.outbox.enqueue(item.id, at=T0)
-            raise RuntimeError("boom")
-    except RuntimeError:
-        pass
-
-    assert await _count(engine, "library_items") == 0
-
-
-async def test_committed_items_round_trip_with_their_owner_scope(engine: AsyncEngine) -> None:
-    uow_factory = PostgresUnitOfWorkFactory(engine)
     original = _item("alice", "42", T0, LibraryItemKind.TRACK)
-    async with uow_factory() as uow:
-        await uow.library.add_if_absent(original)
-        await uow.commit()
+    await _stored(session_pool, original)
 
     async with uow_factory() as uow:
         assert await uow.library.get(UserId("alice"), original.id) == original
@@ -74,27 +143,25 @@ async def test_committed_items_round_trip_with_their_owner_scope(engine: AsyncEn
 
 
 async def test_the_unique_key_keeps_one_item_per_user_kind_and_catalogue_id(
-    engine: AsyncEngine,
+    engine: AsyncEngine, session_pool: asyncpg.Pool
 ) -> None:
-    uow_factory = PostgresUnitOfWorkFactory(engine)
     first = _item("alice", "7", T0)
-    async with uow_factory() as uow:
-        await uow.library.add_if_absent(first)
-        await uow.commit()
+    await _stored(session_pool, first)
 
-    async with uow_factory() as uow:
-        stored, created = await uow.library.add_if_absent(_item("alice", "7", T0 + timedelta(1)))
-        await uow.commit()
+    stored, created = await PostgresLibraryAdditions(session_pool).add(
+        _item("alice", "7", T0 + timedelta(1))
+    )
 
     assert not created
     assert stored == first
     assert await _count(engine, "library_items") == 1
+    assert await _count(engine, "scheduling_jobs") == 1
 
 
 async def test_fifty_concurrent_identical_adds_make_one_item_and_one_job(
-    engine: AsyncEngine,
+    engine: AsyncEngine, session_pool: asyncpg.Pool
 ) -> None:
-    add = AddAlbumToLibrary(PostgresUnitOfWorkFactory(engine), FakeClock())
+    add = AddAlbumToLibrary(PostgresLibraryAdditions(session_pool), FakeClock())
     results = await asyncio.gather(
         *(add(AddAlbumToLibraryCommand("alice", "396698918")) for _ in range(50))
     )
@@ -105,13 +172,12 @@ async def test_fifty_concurrent_identical_adds_make_one_item_and_one_job(
     assert await _count(engine, "scheduling_jobs") == 1
 
 
-async def test_removing_an_item_takes_its_pending_job_with_it(engine: AsyncEngine) -> None:
+async def test_removing_an_item_takes_its_pending_job_with_it(
+    engine: AsyncEngine, session_pool: asyncpg.Pool
+) -> None:
     uow_factory = PostgresUnitOfWorkFactory(engine)
     item = _item("alice", "8", T0)
-    async with uow_factory() as uow:
-        await uow.library.add_if_absent(item)
-        await uow.outbox.enqueue(item.id, at=T0)
-        await uow.commit()
+    await _stored(session_pool, item)
 
     async with uow_factory() as uow:
         assert await uow.library.remove(UserId("alice"), item.id)
@@ -121,25 +187,20 @@ async def test_removing_an_item_takes_its_pending_job_with_it(engine: AsyncEngin
 
 
 async def test_pagination_cursors_stay_stable_when_newer_items_arrive(
-    engine: AsyncEngine,
+    engine: AsyncEngine, session_pool: asyncpg.Pool
 ) -> None:
     uow_factory = PostgresUnitOfWorkFactory(engine)
     # Two items share one timestamp, so the id must break the tie.
     times = [T0, T0 + timedelta(seconds=1), T0 + timedelta(seconds=1), T0 + timedelta(seconds=2)]
     items = [_item("alice", str(n), at) for n, at in enumerate(times)]
-    async with uow_factory() as uow:
-        for item in items:
-            await uow.library.add_if_absent(item)
-        await uow.library.add_if_absent(_item("bob", "1", T0))
-        await uow.commit()
+    await _stored(session_pool, *items, _item("bob", "1", T0))
 
     async with uow_factory() as uow:
         first_page = await uow.library.page(UserId("alice"), kind=None, after=None, limit=2)
     last = first_page.items[-1]
 
-    async with uow_factory() as uow:  # newer items arrive between the two pages
-        await uow.library.add_if_absent(_item("alice", "100", T0 + timedelta(hours=1)))
-        await uow.commit()
+    # Newer items arrive between the two pages.
+    await _stored(session_pool, _item("alice", "100", T0 + timedelta(hours=1)))
 
     async with uow_factory() as uow:
         second_page = await uow.library.page(
@@ -152,28 +213,24 @@ async def test_pagination_cursors_stay_stable_when_newer_items_arrive(
     assert first_page.total_count == 4 and second_page.total_count == 5
 
 
-async def test_the_outbox_notifies_listeners_only_when_the_add_commits(
-    engine: AsyncEngine, database_url: str
+async def test_an_add_notifies_listeners_once_and_a_re_add_not_at_all(
+    engine: AsyncEngine, session_pool: asyncpg.Pool, database_url: str
 ) -> None:
-    dsn = database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
-    listener = await asyncpg.connect(dsn)
+    listener = await asyncpg.connect(driver_url(database_url))
     heard: asyncio.Queue[str] = asyncio.Queue()
     await listener.add_listener(SCHEDULING_CHANNEL, lambda *args: heard.put_nowait(args[3]))
     try:
-        uow_factory = PostgresUnitOfWorkFactory(engine)
-        rolled_back = _item("alice", "1", T0)
-        async with uow_factory() as uow:
-            await uow.library.add_if_absent(rolled_back)
-            await uow.outbox.enqueue(rolled_back.id, at=T0)
-        committed = _item("alice", "2", T0)
-        async with uow_factory() as uow:
-            await uow.library.add_if_absent(committed)
-            await uow.outbox.enqueue(committed.id, at=T0)
-            await uow.commit()
+        additions = PostgresLibraryAdditions(session_pool)
+        added = _item("alice", "2", T0)
+        await additions.add(added)
+        await additions.add(_item("alice", "2", T0))  # a re-add
 
         payload = await asyncio.wait_for(heard.get(), timeout=5)
-        assert payload == str(committed.id)
-        assert heard.empty()
+        assert payload == str(added.id)
+        # A marker sent after the adds arrives next: nothing else was notified in between.
+        async with session_pool.acquire() as connection:
+            await connection.execute(f"NOTIFY {SCHEDULING_CHANNEL}, 'marker'")
+        assert await asyncio.wait_for(heard.get(), timeout=5) == "marker"
     finally:
         await listener.close()
 
@@ -183,7 +240,10 @@ async def test_an_unreachable_database_raises_storage_unavailable_not_a_driver_e
     from application.ports.unit_of_work import StorageUnavailable
 
     nowhere = create_engine("postgresql://postgres@127.0.0.1:1/none", pool_size=1)
+    nowhere_pool = await create_pool("postgresql://postgres@127.0.0.1:1/none", size=1)
     try:
+        with pytest.raises(StorageUnavailable):
+            await PostgresLibraryAdditions(nowhere_pool).add(_item("alice", "1", T0))
         with pytest.raises(StorageUnavailable):
             async with PostgresUnitOfWorkFactory(nowhere)() as uow:
                 await uow.library.get(
@@ -197,19 +257,44 @@ async def test_an_unreachable_database_raises_storage_unavailable_not_a_driver_e
                 )
     finally:
         await nowhere.dispose()
+        await nowhere_pool.close()
 
 
 async def test_a_connection_lost_inside_the_unit_of_work_raises_storage_unavailable(
-    engine: AsyncEngine,
+    engine: AsyncEngine, session_pool: asyncpg.Pool
 ) -> None:
     from application.ports.unit_of_work import StorageUnavailable
 
+    item = _item("alice", "1", T0)
+    await _stored(session_pool, item)
     with pytest.raises(StorageUnavailable):
         async with PostgresUnitOfWorkFactory(engine)() as uow:
-            await uow.library.add_if_absent(_item("alice", "1", T0))
+            await uow.library.remove(UserId("alice"), item.id)
             # The server ends this very backend, as a restart or a failover would.
             await uow.library._connection.execute(
                 text("SELECT pg_terminate_backend(pg_backend_pid())")
             )
 
-    assert await _count(engine, "library_items") == 0
+    assert await _count(engine, "library_items") == 1
+
+
+async def test_an_add_on_a_connection_the_server_ended_raises_storage_unavailable(
+    engine: AsyncEngine, database_url: str
+) -> None:
+    from application.ports.unit_of_work import StorageUnavailable
+
+    pool = await create_pool(database_url, size=1)
+    try:
+        async with pool.acquire() as connection:
+            backend = await connection.fetchval("SELECT pg_backend_pid()")
+        async with engine.connect() as other:
+            await other.execute(text(f"SELECT pg_terminate_backend({backend})"))
+        additions = PostgresLibraryAdditions(pool)
+
+        with pytest.raises(StorageUnavailable):
+            await additions.add(_item("alice", "1", T0))
+        # The pool drops the dead connection: the next add opens a new one and succeeds.
+        _, created = await additions.add(_item("alice", "1", T0))
+        assert created
+    finally:
+        await pool.close()

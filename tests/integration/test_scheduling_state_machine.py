@@ -27,7 +27,8 @@ from hypothesis.stateful import (
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from adapters.postgres.database import create_engine
+from adapters.postgres.database import create_engine, create_pool
+from adapters.postgres.library_additions import PostgresLibraryAdditions
 from adapters.postgres.unit_of_work import PostgresUnitOfWorkFactory
 from application.errors import LibraryItemNotFound
 from application.ports.catalog import (
@@ -237,8 +238,10 @@ class SchedulingMachine(RuleBasedStateMachine):
         # work (whose `jobs` is a PostgresSchedulingJobs) needs this cast to pass as one.
         uow_factory = cast(UnitOfWorkFactory, PostgresUnitOfWorkFactory(self.engine))
         self.uow_factory = uow_factory
-        self.add_album = AddAlbumToLibrary(uow_factory, self.clock)
-        self.add_track = AddTrackToLibrary(uow_factory, self.clock)
+        self.pool = self.run(create_pool(_DATABASE["url"], size=2))
+        additions = PostgresLibraryAdditions(self.pool)
+        self.add_album = AddAlbumToLibrary(additions, self.clock)
+        self.add_track = AddTrackToLibrary(additions, self.clock)
         self.remove = RemoveFromLibrary(uow_factory)
         self.dispatch = DispatchPending(uow_factory, self.queue, self.clock, NoMetrics())
         self.schedule = ScheduleIngestion(
@@ -254,6 +257,7 @@ class SchedulingMachine(RuleBasedStateMachine):
     def teardown(self) -> None:
         try:
             self.run(self.engine.dispose())
+            self.run(self.pool.close())
         finally:
             self.loop.close()
 

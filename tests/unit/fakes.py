@@ -34,13 +34,6 @@ class FakeLibrary:
     def __init__(self, items: dict[LibraryItemId, LibraryItem]) -> None:
         self.items = items
 
-    async def add_if_absent(self, item: LibraryItem) -> tuple[LibraryItem, bool]:
-        existing = await self.find(item.user_id, item.kind, item.catalog_id)
-        if existing is not None:
-            return existing, False
-        self.items[item.id] = item
-        return item, True
-
     async def get(self, user_id: UserId, item_id: LibraryItemId) -> LibraryItem | None:
         item = self.items.get(item_id)
         return item if item is not None and item.user_id == user_id else None
@@ -82,12 +75,24 @@ class FakeLibrary:
         return LibrarySlice(tuple(owned[:limit]), len(owned) > limit, total)
 
 
-class FakeOutbox:
-    def __init__(self, jobs: dict[LibraryItemId, datetime]) -> None:
-        self.jobs = jobs
+class FakeLibraryAdditions:
+    """The add's atomic write: item and job land in the store together, as one commit."""
 
-    async def enqueue(self, item_id: LibraryItemId, at: datetime) -> None:
-        self.jobs.setdefault(item_id, at)
+    def __init__(self, store: FakeStore) -> None:
+        self.store = store
+
+    async def add(self, item: LibraryItem) -> tuple[LibraryItem, bool]:
+        for existing in self.store.items.values():
+            if (existing.user_id, existing.kind, existing.catalog_id) == (
+                item.user_id,
+                item.kind,
+                item.catalog_id,
+            ):
+                return existing, False
+        self.store.items = {**self.store.items, item.id: item}
+        self.store.jobs = {**self.store.jobs, item.id: item.added_at}
+        self.store.commits += 1
+        return item, True
 
 
 class FakeProgress:
@@ -107,7 +112,6 @@ class FakeUnitOfWork:
         self._items = dict(self.store.items)
         self._jobs = dict(self.store.jobs)
         self.library = FakeLibrary(self._items)
-        self.outbox = FakeOutbox(self._jobs)
         self.progress = FakeProgress()
         return self
 

@@ -12,7 +12,7 @@ from application.use_cases.list_library import ListLibrary, ListLibraryCommand
 from application.use_cases.remove_from_library import RemoveFromLibrary, RemoveFromLibraryCommand
 from domain.errors import InvalidCatalogId
 from domain.library import LibraryItemKind
-from tests.unit.fakes import FakeClock, FakeStore, FakeUnitOfWorkFactory
+from tests.unit.fakes import FakeClock, FakeLibraryAdditions, FakeStore, FakeUnitOfWorkFactory
 
 
 @pytest.fixture
@@ -28,7 +28,9 @@ def uow(store: FakeStore) -> FakeUnitOfWorkFactory:
 async def test_adding_an_album_stores_the_item_and_its_scheduling_job_together(
     store: FakeStore, uow: FakeUnitOfWorkFactory
 ) -> None:
-    added = await AddAlbumToLibrary(uow, FakeClock())(AddAlbumToLibraryCommand("alice", "123"))
+    added = await AddAlbumToLibrary(FakeLibraryAdditions(uow.store), FakeClock())(
+        AddAlbumToLibraryCommand("alice", "123")
+    )
 
     assert not added.already_in_library
     assert added.item.kind is LibraryItemKind.ALBUM
@@ -41,7 +43,7 @@ async def test_adding_an_album_stores_the_item_and_its_scheduling_job_together(
 async def test_re_adding_an_item_answers_the_same_item_and_changes_nothing(
     store: FakeStore, uow: FakeUnitOfWorkFactory
 ) -> None:
-    add = AddTrackToLibrary(uow, FakeClock())
+    add = AddTrackToLibrary(FakeLibraryAdditions(uow.store), FakeClock())
     first = await add(AddTrackToLibraryCommand("alice", "77"))
     jobs_before = dict(store.jobs)
 
@@ -57,8 +59,12 @@ async def test_the_same_catalogue_id_as_track_and_as_album_are_two_items(
     store: FakeStore, uow: FakeUnitOfWorkFactory
 ) -> None:
     clock = FakeClock()
-    await AddTrackToLibrary(uow, clock)(AddTrackToLibraryCommand("alice", "5"))
-    await AddAlbumToLibrary(uow, clock)(AddAlbumToLibraryCommand("alice", "5"))
+    await AddTrackToLibrary(FakeLibraryAdditions(uow.store), clock)(
+        AddTrackToLibraryCommand("alice", "5")
+    )
+    await AddAlbumToLibrary(FakeLibraryAdditions(uow.store), clock)(
+        AddAlbumToLibraryCommand("alice", "5")
+    )
 
     assert sorted(item.kind for item in store.items.values()) == ["album", "track"]
 
@@ -68,7 +74,9 @@ async def test_a_malformed_catalogue_id_is_refused_and_nothing_is_written(
     bad_id: str, store: FakeStore, uow: FakeUnitOfWorkFactory
 ) -> None:
     with pytest.raises(InvalidCatalogId):
-        await AddAlbumToLibrary(uow, FakeClock())(AddAlbumToLibraryCommand("alice", bad_id))
+        await AddAlbumToLibrary(FakeLibraryAdditions(uow.store), FakeClock())(
+            AddAlbumToLibraryCommand("alice", bad_id)
+        )
 
     assert store.items == {}
     assert store.jobs == {}
@@ -77,7 +85,9 @@ async def test_a_malformed_catalogue_id_is_refused_and_nothing_is_written(
 async def test_removing_an_item_deletes_it_and_another_user_cannot(
     store: FakeStore, uow: FakeUnitOfWorkFactory
 ) -> None:
-    added = await AddTrackToLibrary(uow, FakeClock())(AddTrackToLibraryCommand("alice", "9"))
+    added = await AddTrackToLibrary(FakeLibraryAdditions(uow.store), FakeClock())(
+        AddTrackToLibraryCommand("alice", "9")
+    )
     remove = RemoveFromLibrary(uow)
 
     with pytest.raises(LibraryItemNotFound):
@@ -102,7 +112,9 @@ async def test_a_malformed_item_id_is_simply_not_found(
 async def test_another_users_item_reads_exactly_like_an_unknown_one(
     uow: FakeUnitOfWorkFactory,
 ) -> None:
-    added = await AddTrackToLibrary(uow, FakeClock())(AddTrackToLibraryCommand("alice", "9"))
+    added = await AddTrackToLibrary(FakeLibraryAdditions(uow.store), FakeClock())(
+        AddTrackToLibraryCommand("alice", "9")
+    )
     get = GetLibraryItem(uow)
 
     with pytest.raises(LibraryItemNotFound) as foreign:
@@ -119,9 +131,15 @@ async def test_listing_pages_newest_first_and_filters_by_kind(
 ) -> None:
     clock = FakeClock()
     for number in range(5):
-        await AddTrackToLibrary(uow, clock)(AddTrackToLibraryCommand("alice", str(number)))
-        await AddAlbumToLibrary(uow, clock)(AddAlbumToLibraryCommand("alice", str(number)))
-    await AddTrackToLibrary(uow, clock)(AddTrackToLibraryCommand("bob", "1"))
+        await AddTrackToLibrary(FakeLibraryAdditions(uow.store), clock)(
+            AddTrackToLibraryCommand("alice", str(number))
+        )
+        await AddAlbumToLibrary(FakeLibraryAdditions(uow.store), clock)(
+            AddAlbumToLibraryCommand("alice", str(number))
+        )
+    await AddTrackToLibrary(FakeLibraryAdditions(uow.store), clock)(
+        AddTrackToLibraryCommand("bob", "1")
+    )
     list_library = ListLibrary(uow)
 
     seen: list[str] = []

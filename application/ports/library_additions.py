@@ -1,0 +1,26 @@
+"""The add's one write, as a port of its own: the hottest path of the service."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from domain.library import LibraryItem
+
+
+class LibraryAdditions(Protocol):
+    """Adds items to users' libraries together with their scheduling jobs.
+
+    Not a method of the UnitOfWork because it needs none of its generality: the add is one
+    atomic write whose whole contract fits in one call, and an adapter can then run it as a
+    single statement (one round trip and one commit) instead of a transaction of several."""
+
+    async def add(self, item: LibraryItem) -> tuple[LibraryItem, bool]:
+        """Store `item` unless its owner already has an item of the same kind and catalogue id,
+        and, only when it was stored now, record its scheduling job (the outbox) and wake the
+        relays; all of it committed together before this returns, or none of it.
+
+        Returns the stored item (the existing one on a re-add, unchanged) and whether it was
+        created now. Concurrent identical adds create exactly one item and one job. Raises
+        StorageUnavailable when the database cannot be reached or is lost mid-write; nothing is
+        then committed and retrying is safe."""
+        ...
