@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 from strawberry.dataloader import DataLoader
-from strawberry.fastapi import BaseContext
 
 from domain.library import IngestionProgress
 from domain.values import LibraryItemId, UserId
 from entrypoints.use_cases import LibraryUseCases
 
 
-class RequestContext(BaseContext):
+class RequestContext:
     def __init__(
         self, *, viewer: UserId | None, auth_failure: str | None, use_cases: LibraryUseCases
     ) -> None:
-        super().__init__()
         self.viewer = viewer
         self.auth_failure = auth_failure
         self.use_cases = use_cases

@@ -1,21 +1,41 @@
-"""The GraphQL endpoint: authentication happens here, before anything is parsed or executed."""
+"""The GraphQL endpoint: authentication happens here, before anything is parsed or executed.
+
+Strawberry's plain ASGI view, mounted by the app, rather than its FastAPI router: the router
+resolves FastAPI dependencies and builds a FastAPI request per call, which was an eighth of an
+add's CPU (bench/) for nothing this endpoint uses."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from graphql import GraphQLError
-from strawberry.fastapi import GraphQLRouter
+from starlette.requests import HTTPConnection
+from strawberry.asgi import GraphQL
+from strawberry.schema import BaseSchema
 from strawberry.types import ExecutionResult
 
 from entrypoints.graphql.context import RequestContext
 from entrypoints.graphql.errors import unauthenticated
 
 
-class AuthenticatedGraphQLRouter(GraphQLRouter[RequestContext, None]):
+class AuthenticatedGraphQL(GraphQL[RequestContext, None]):
     """Answers every operation of a caller without a valid token with one UNAUTHENTICATED error
     and no data, so an anonymous caller learns nothing, not even whether a query is valid."""
+
+    def __init__(
+        self,
+        schema: BaseSchema,
+        *,
+        context_getter: Callable[[HTTPConnection], Awaitable[RequestContext]],
+        **options: Any,
+    ) -> None:
+        super().__init__(schema, **options)
+        self._context_getter = context_getter
+
+    async def get_context(self, request: Any, response: Any) -> RequestContext:
+        return await self._context_getter(request)
 
     def decode_json(self, data: str | bytes) -> object:
         # Strawberry answers 400 only for a JSONDecodeError, and assumes the JSON is an object
