@@ -87,3 +87,11 @@ class MaskUnexpectedErrors(MaskErrors):
                     extensions={"code": SERVICE_UNAVAILABLE},
                 )
         return super().anonymise_error(error)
+
+    def _process_result(self, result: object) -> None:
+        # MaskErrors tests the result against a runtime-checkable Protocol, an isinstance that
+        # walks the protocol's members on every request (bench/ profile). Every result that
+        # reaches this hook has `errors`; reading it directly keeps the masking the same.
+        errors = getattr(result, "errors", None)
+        if errors:
+            result.errors = self._process_errors(errors)  # type: ignore[attr-defined]

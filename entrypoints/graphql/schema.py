@@ -6,14 +6,8 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 
 import strawberry
-from graphql import ASTValidationRule, GraphQLError
-from strawberry.extensions import (
-    AddValidationRules,
-    MaxTokensLimiter,
-    ParserCache,
-    SchemaExtension,
-    ValidationCache,
-)
+from graphql import GraphQLError
+from strawberry.extensions import SchemaExtension
 from strawberry.extensions.disable_introspection import DisableIntrospection
 from strawberry.extensions.max_aliases import create_validator as max_aliases_rule
 from strawberry.extensions.query_depth_limiter import create_validator as max_depth_rule
@@ -31,6 +25,7 @@ from application.use_cases.search_tracks import SearchTracksCommand
 from domain.errors import DomainError
 from entrypoints.graphql import types
 from entrypoints.graphql.context import RequestContext
+from entrypoints.graphql.documents import CheckedDocuments, DocumentChecks
 from entrypoints.graphql.errors import (
     ADD_TO_LIBRARY_ERRORS,
     BAD_INPUT,
@@ -152,19 +147,13 @@ class Mutation:
 def build_schema(
     *, max_depth: int, max_aliases: int, max_tokens: int, introspection: bool
 ) -> strawberry.Schema:
-    # The depth and alias rules are made once, here. QueryDepthLimiter and MaxAliasesLimiter
-    # would make a new rule class per request, and the validation cache is keyed by the rule
-    # classes: it would never hit, and validating took half of every add's CPU (bench/).
-    rules: list[type[ASTValidationRule]] = [
-        max_depth_rule(max_depth, None),
-        max_aliases_rule(max_aliases),
-    ]
+    # The depth and alias rules are made once, here: Strawberry's QueryDepthLimiter and
+    # MaxAliasesLimiter make a new rule class per request, and a validation cache keyed by the
+    # rule classes then never hits (validating took half of every add's CPU, bench/).
+    rules = (max_depth_rule(max_depth, None), max_aliases_rule(max_aliases))
     # Factories, not instances: Strawberry builds a fresh extension for every request.
     extensions: list[Callable[[], SchemaExtension]] = [
-        partial(MaxTokensLimiter, max_token_count=max_tokens),
-        partial(AddValidationRules, rules),
-        partial(ParserCache, maxsize=256),
-        partial(ValidationCache, maxsize=256),
+        partial(CheckedDocuments, checks=DocumentChecks(rules=rules, max_tokens=max_tokens)),
         partial(
             MaskUnexpectedErrors, should_mask_error=should_mask, error_message="Unexpected error."
         ),
