@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import bindparam, text
-from sqlalchemy.dialects.postgresql import ARRAY, TEXT, insert
+from sqlalchemy import Interval, bindparam, text
+from sqlalchemy.dialects.postgresql import ARRAY, INTEGER, TEXT, UUID
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from adapters.postgres.tables import isrc_ledger, item_tracks
+from adapters.postgres.tables import isrc_ledger
 from application.ports.scheduling import DispatchBatch, ItemTrackLink
 from domain.ingestion import SCHEDULE_WINDOW, IngestionRequest
 from domain.values import CatalogId, Isrc, LibraryItemId
@@ -24,6 +25,14 @@ _SETTLED = text(
     """
 ).bindparams(bindparam("isrcs", type_=ARRAY(TEXT)))
 
+_ARRAYS = (
+    bindparam("isrcs", type_=ARRAY(TEXT)),
+    bindparam("event_ids", type_=ARRAY(TEXT)),
+    bindparam("track_ids", type_=ARRAY(TEXT)),
+    bindparam("album_ids", type_=ARRAY(TEXT)),
+    bindparam("item_ids", type_=ARRAY(UUID(as_uuid=True))),
+)
+
 _CLAIM_DISPATCHABLE = text(
     """
     SELECT isrc, track_id, album_id, library_item_id, attempts FROM isrc_ledger
@@ -32,6 +41,66 @@ _CLAIM_DISPATCHABLE = text(
     LIMIT :limit
     FOR UPDATE SKIP LOCKED
     """
+)
+
+
+# Many rows, one statement text: the rows travel as one array per column and `unnest` turns them
+# back into rows. A multi-row VALUES built per call is a new statement for every row count,
+# compiled by SQLAlchemy and prepared by the server each time (bench/ profile: the relay's
+# largest CPU cost).
+_REQUEST_ROWS = """
+    SELECT isrc, event_id, track_id, album_id, library_item_id, CAST(:now AS timestamptz) AS now
+    FROM unnest(CAST(:isrcs AS text[]), CAST(:event_ids AS text[]), CAST(:track_ids AS text[]),
+                CAST(:album_ids AS text[]), CAST(:item_ids AS uuid[]))
+        AS request(isrc, event_id, track_id, album_id, library_item_id)
+"""
+
+# The ISRC is the key: of concurrent jobs holding the same ISRC, the first to commit records it
+# and the others do nothing. A stale dispatch (past the window) is renewed.
+_RECORD_REQUESTS = text(
+    f"""
+    INSERT INTO isrc_ledger (isrc, state, event_id, track_id, album_id, library_item_id,
+                             attempts, requested_at, next_attempt_at, updated_at)
+    SELECT isrc, 'requested', event_id, track_id, album_id, library_item_id, 0, now, now, now
+    FROM ({_REQUEST_ROWS}) AS requests
+    ON CONFLICT (isrc) DO UPDATE SET
+        state = 'requested', track_id = EXCLUDED.track_id, album_id = EXCLUDED.album_id,
+        library_item_id = EXCLUDED.library_item_id, attempts = 0,
+        requested_at = EXCLUDED.requested_at, dispatched_at = NULL,
+        next_attempt_at = EXCLUDED.next_attempt_at, last_error = NULL,
+        updated_at = EXCLUDED.updated_at
+    WHERE isrc_ledger.state = 'dispatched'
+      AND isrc_ledger.dispatched_at < EXCLUDED.requested_at - CAST(:window AS interval)
+    RETURNING isrc
+    """
+).bindparams(*_ARRAYS, bindparam("window", type_=Interval()))
+
+_RECORD_INDEXED = text(
+    f"""
+    INSERT INTO isrc_ledger (isrc, state, event_id, track_id, album_id, library_item_id,
+                             attempts, requested_at, next_attempt_at, indexed_at, updated_at)
+    SELECT isrc, 'indexed', event_id, track_id, album_id, library_item_id, 0, now, now, now, now
+    FROM ({_REQUEST_ROWS}) AS requests
+    ON CONFLICT (isrc) DO UPDATE
+        SET state = 'indexed', indexed_at = EXCLUDED.indexed_at, updated_at = EXCLUDED.updated_at
+    WHERE isrc_ledger.state <> 'indexed'
+    """
+).bindparams(*_ARRAYS)
+
+_LINK_TRACKS = text(
+    """
+    INSERT INTO item_tracks (library_item_id, position, track_id, isrc)
+    SELECT CAST(:item_id AS uuid), position, track_id, isrc
+    FROM unnest(CAST(:positions AS integer[]), CAST(:track_ids AS text[]),
+                CAST(:isrcs AS text[])) AS link(position, track_id, isrc)
+    ON CONFLICT (library_item_id, position) DO UPDATE
+        SET track_id = EXCLUDED.track_id, isrc = EXCLUDED.isrc
+    """
+).bindparams(
+    bindparam("item_id", type_=UUID(as_uuid=True)),
+    bindparam("positions", type_=ARRAY(INTEGER)),
+    bindparam("track_ids", type_=ARRAY(TEXT)),
+    bindparam("isrcs", type_=ARRAY(TEXT)),
 )
 
 
@@ -53,63 +122,28 @@ class PostgresIsrcLedger:
     ) -> list[Isrc]:
         if not requests:
             return []
-        statement = insert(isrc_ledger).values(
-            [_ledger_row(request, state="requested", now=now) for request in requests]
+        rows = await self._connection.execute(
+            _RECORD_REQUESTS, {**_ledger_columns(requests), "now": now, "window": SCHEDULE_WINDOW}
         )
-        # The ISRC is the key: of concurrent jobs holding the same ISRC, the first to commit
-        # records it and the others do nothing. A stale dispatch (past the window) is renewed.
-        upsert = statement.on_conflict_do_update(
-            index_elements=["isrc"],
-            set_={
-                "state": "requested",
-                "track_id": statement.excluded.track_id,
-                "album_id": statement.excluded.album_id,
-                "library_item_id": statement.excluded.library_item_id,
-                "attempts": 0,
-                "requested_at": now,
-                "dispatched_at": None,
-                "next_attempt_at": now,
-                "last_error": None,
-                "updated_at": now,
-            },
-            where=(isrc_ledger.c.state == "dispatched")
-            & (isrc_ledger.c.dispatched_at < now - SCHEDULE_WINDOW),
-        ).returning(isrc_ledger.c.isrc)
-        rows = await self._connection.execute(upsert)
         return [Isrc(value) for (value,) in rows]
 
     async def record_indexed(self, requests: Sequence[IngestionRequest], *, now: datetime) -> None:
         if not requests:
             return
-        statement = insert(isrc_ledger).values(
-            [_ledger_row(request, state="indexed", now=now) for request in requests]
-        )
-        statement = statement.on_conflict_do_update(
-            index_elements=["isrc"],
-            set_={"state": "indexed", "indexed_at": now, "updated_at": now},
-            where=isrc_ledger.c.state != "indexed",
-        )
-        await self._connection.execute(statement)
+        await self._connection.execute(_RECORD_INDEXED, {**_ledger_columns(requests), "now": now})
 
     async def link_tracks(self, item_id: LibraryItemId, links: Sequence[ItemTrackLink]) -> None:
         if not links:
             return
-        statement = insert(item_tracks).values(
-            [
-                {
-                    "library_item_id": item_id,
-                    "position": link.position,
-                    "track_id": link.track_id.value,
-                    "isrc": link.isrc.value if link.isrc is not None else None,
-                }
-                for link in links
-            ]
+        await self._connection.execute(
+            _LINK_TRACKS,
+            {
+                "item_id": item_id,
+                "positions": [link.position for link in links],
+                "track_ids": [link.track_id.value for link in links],
+                "isrcs": [link.isrc.value if link.isrc is not None else None for link in links],
+            },
         )
-        statement = statement.on_conflict_do_update(
-            index_elements=["library_item_id", "position"],
-            set_={"track_id": statement.excluded.track_id, "isrc": statement.excluded.isrc},
-        )
-        await self._connection.execute(statement)
 
     async def claim_dispatchable(self, *, limit: int, now: datetime) -> DispatchBatch:
         rows = (
@@ -208,19 +242,16 @@ class PostgresIsrcLedger:
         )
 
 
-def _ledger_row(request: IngestionRequest, *, state: str, now: datetime) -> dict[str, object]:
+def _ledger_columns(requests: Sequence[IngestionRequest]) -> dict[str, list[Any]]:
+    """The requests as one array per column, for the `unnest` inserts."""
     return {
-        "isrc": request.isrc.value,
-        "state": state,
-        "event_id": request.idempotency_key,
-        "track_id": request.track_id.value,
-        "album_id": request.album_id.value if request.album_id is not None else None,
-        "library_item_id": request.library_item_id,
-        "attempts": 0,
-        "requested_at": now,
-        "next_attempt_at": now,
-        "indexed_at": now if state == "indexed" else None,
-        "updated_at": now,
+        "isrcs": [request.isrc.value for request in requests],
+        "event_ids": [request.idempotency_key for request in requests],
+        "track_ids": [request.track_id.value for request in requests],
+        "album_ids": [
+            request.album_id.value if request.album_id is not None else None for request in requests
+        ],
+        "item_ids": [request.library_item_id for request in requests],
     }
 
 
