@@ -4,13 +4,15 @@ directory (the same engine everywhere, no SQLite dialect)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import structlog
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 log = structlog.get_logger(__name__)
 
@@ -61,6 +63,23 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         pool_pre_ping=False,
         pool_recycle=1800,
     )
+
+
+@asynccontextmanager
+async def disposable_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A transaction whose commit does not wait for the WAL to reach the disk.
+
+    For state that may be lost in a server crash without harm: a cache that is refetched, a
+    rate-limit bucket that refills. PostgreSQL still keeps it consistent (a crash loses the
+    last few hundred milliseconds of such commits, never half of one), and the caller no
+    longer waits for a disk flush per write: the catalogue cache and the TIDAL pace write once
+    or twice per TIDAL request, on the path of every album's scheduling (bench/)."""
+    async with engine.begin() as connection:
+        await connection.execute(_NOT_DURABLE)
+        yield connection
+
+
+_NOT_DURABLE = text("SET LOCAL synchronous_commit = off")
 
 
 async def is_reachable(engine: AsyncEngine, deadline_seconds: float = 2.0) -> bool:

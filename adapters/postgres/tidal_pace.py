@@ -21,6 +21,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from adapters.postgres.catalog_tables import tidal_pace
+from adapters.postgres.database import disposable_transaction
 from adapters.tidal.pace import (
     DEFAULT_BURST,
     DEFAULT_REQUESTS_PER_SECOND,
@@ -135,7 +136,7 @@ class PostgresPace:
         observation = self._pending
         if observation is None:
             return
-        async with self._engine.begin() as connection:
+        async with disposable_transaction(self._engine) as connection:
             await self._apply(connection, observation, take_token=False)
         self._settle(observation)
 
@@ -152,7 +153,7 @@ class PostgresPace:
     async def _take_or_wait(self) -> float:
         """One short transaction: take a token and answer 0, or answer how long to wait."""
         observation = self._pending
-        async with self._engine.begin() as connection:
+        async with disposable_transaction(self._engine) as connection:
             wait = await self._apply(connection, observation, take_token=True)
         self._settle(observation)
         self._configured = True
