@@ -92,8 +92,11 @@ class PostgresLibraryAdditions:
 
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[PoolConnectionProxy]:
+        # A timeout makes asyncpg run the acquisition as a task of its own (an extra task and
+        # loop turn per add, bench/); it only matters when the add must wait for a connection.
+        timeout = None if self._pool.get_idle_size() > 0 else self._acquire_timeout
         try:
-            async with self._pool.acquire(timeout=self._acquire_timeout) as connection:
+            async with self._pool.acquire(timeout=timeout) as connection:
                 yield connection
         except asyncio.CancelledError:
             raise
