@@ -339,6 +339,9 @@ class Sustained:
     duplicates: int
     tidal_calls: int
     tidal_429: int
+    qdrant_calls: int
+    qdrant_ids: int
+    inngest_requests: int
     peak_rss_mib: float
     start_rss_mib: float
 
@@ -381,6 +384,7 @@ def measure_sustained(
     service: harness.Process,
     tidal: harness.RateLimitedTidal,
     inngest: TimedInngest,
+    qdrant: LoopbackQdrant,
 ) -> Sustained:
     albums = [
         tidal.add_album(
@@ -402,6 +406,8 @@ def measure_sustained(
         tidal.bucket = harness.TokenBucket(config.tidal_rate, config.tidal_burst)
     tidal_before = tidal.counts.api + tidal.counts.token
     refused_before = tidal.refused
+    lookups_before = len(qdrant.retrieve_requests)
+    inngest_requests_before = inngest.request_count
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as file:
         json.dump(catalog, file)
     started = time.time()
@@ -447,6 +453,9 @@ def measure_sustained(
         duplicates=len(inngest.events) - len(inngest.unique_ids),
         tidal_calls=tidal.counts.api + tidal.counts.token - tidal_before,
         tidal_429=tidal.refused - refused_before,
+        qdrant_calls=len(qdrant.retrieve_requests) - lookups_before,
+        qdrant_ids=sum(len(ids) for ids in qdrant.retrieve_requests[lookups_before:]),
+        inngest_requests=inngest.request_count - inngest_requests_before,
         peak_rss_mib=rss.peak_bytes / 2**20,
         start_rss_mib=rss.start_bytes / 2**20,
     )
@@ -513,7 +522,10 @@ def run_only(config: Config, section: str) -> None:
         else:
             tidal.switches.latency = config.tidal_latency
             with harness.service({**common, **paced}, Path(data_dir) / "c") as svc:
-                print(measure_sustained(config, database_url, svc, tidal, inngest), file=sys.stderr)
+                print(
+                    measure_sustained(config, database_url, svc, tidal, inngest, qdrant),
+                    file=sys.stderr,
+                )
 
 
 def run(config: Config, *, write: bool) -> Report:
@@ -548,7 +560,7 @@ def run(config: Config, *, write: bool) -> Report:
                 scheduling = asyncio.run(
                     measure_scheduling(config, database_url, svc.url, tidal, inngest, qdrant)
                 )
-                sustained = measure_sustained(config, database_url, svc, tidal, inngest)
+                sustained = measure_sustained(config, database_url, svc, tidal, inngest, qdrant)
         else:
             # The request path alone: with the relay on, it would spend the same 2 cores
             # scheduling every add (the sustained run measures that); the floor has no relay.
@@ -567,7 +579,7 @@ def run(config: Config, *, write: bool) -> Report:
             print("sustained ...", file=sys.stderr)
             tidal.switches.latency = config.tidal_latency
             with harness.service({**common, **paced}, Path(data_dir) / "c") as svc:
-                sustained = measure_sustained(config, database_url, svc, tidal, inngest)
+                sustained = measure_sustained(config, database_url, svc, tidal, inngest, qdrant)
     report = Report(
         started_at=started_at,
         finished_at=datetime.now(UTC),

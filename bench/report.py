@@ -306,6 +306,10 @@ def render(report: Report) -> str:
         f"| events/s (load start to last event) | {s.events_per_second:.0f} |",
         f"| last event after the load stopped | {s.drain_seconds:.1f} s |",
         f"| TIDAL calls (429 answered) | {s.tidal_calls} ({s.tidal_429}) |",
+        f"| Qdrant lookups (ISRCs per lookup) | {s.qdrant_calls}"
+        f" ({s.qdrant_ids / max(s.qdrant_calls, 1):.1f}) |",
+        f"| Inngest requests (events per request) | {s.inngest_requests}"
+        f" ({s.events / max(s.inngest_requests, 1):.1f}) |",
         f"| jobs by status at the end | {s.jobs} |",
         f"| linked ISRCs missing from the ledger | {s.missing_from_ledger} |",
         f"| ledger rows not dispatched | {s.ledger_not_dispatched} |",
