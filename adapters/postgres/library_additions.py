@@ -55,6 +55,7 @@ _CONNECTIVITY_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.CannotConnectNowError,
     asyncpg.exceptions.AdminShutdownError,
     asyncpg.exceptions.ConnectionFailureError,
+    asyncpg.exceptions.TooManyConnectionsError,
     asyncpg.exceptions.InterfaceError,
     # What a connection the server ended while it sat in the pool may raise on its next use.
     asyncpg.exceptions.InternalClientError,
