@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import math
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -489,51 +491,61 @@ def load_users(url: str, catalog: str, config: Config) -> str:
 # -- the run -----------------------------------------------------------------------------------
 
 
-def run_only(config: Config, section: str) -> None:
-    """One section, printed as it runs and not written: for iterating on one goal."""
-    use_wrk = load.wrk_available() if config.quick else load.ensure_wrk()
-    inngest = TimedInngest()
-    qdrant = LoopbackQdrant(collection="tracks")
-    with (
-        harness.scratch_database() as (database_url, _),
-        tempfile.TemporaryDirectory(prefix="libingest-bench-data-") as data_dir,
-        harness.RateLimitedTidal() as tidal,
-        inngest,
-        qdrant,
-    ):
-        common = {"DATABASE_URL": database_url, **_loopback_env(tidal, inngest, qdrant)}
-        unpaced = {"TIDAL_REQUESTS_PER_SECOND": "1000000", "TIDAL_BURST": "1000"}
-        paced = {
-            "TIDAL_REQUESTS_PER_SECOND": f"{config.tidal_rate:g}",
-            "TIDAL_BURST": str(config.tidal_burst),
+@dataclass
+class Rig:
+    """What every section runs against: a scratch database and the loopback peers."""
+
+    config: Config
+    database_url: str
+    database_where: str
+    data_dir: Path
+    tidal: harness.RateLimitedTidal
+    inngest: TimedInngest
+    qdrant: LoopbackQdrant
+
+    @property
+    def common(self) -> dict[str, str]:
+        return {
+            "DATABASE_URL": self.database_url,
+            **_loopback_env(self.tidal, self.inngest, self.qdrant),
         }
-        if section == "adds":
-            with (
-                harness.service({**common, "RELAY_ENABLED": "false"}, Path(data_dir) / "a") as svc,
-                harness.floor(database_url) as floor_process,
-            ):
-                measure_adds(config, svc.url, floor_process.url, use_wrk)
-        elif section == "scheduling":
-            with harness.service({**common, **unpaced}, Path(data_dir) / "b") as svc:
-                for row in asyncio.run(
-                    measure_scheduling(config, database_url, svc.url, tidal, inngest, qdrant)
-                ):
-                    print(row, file=sys.stderr)
-        else:
-            tidal.switches.latency = config.tidal_latency
-            with harness.service({**common, **paced}, Path(data_dir) / "c") as svc:
-                print(
-                    measure_sustained(config, database_url, svc, tidal, inngest, qdrant),
-                    file=sys.stderr,
-                )
+
+    @property
+    def unpaced(self) -> dict[str, str]:
+        return {**self.common, "TIDAL_REQUESTS_PER_SECOND": "1000000", "TIDAL_BURST": "1000"}
+
+    @property
+    def paced(self) -> dict[str, str]:
+        return {
+            **self.common,
+            "TIDAL_REQUESTS_PER_SECOND": f"{self.config.tidal_rate:g}",
+            "TIDAL_BURST": str(self.config.tidal_burst),
+        }
+
+    def adds(self, use_wrk: bool) -> tuple[list[AddRow], AddRow]:
+        # The request path alone: with the relay on, it would spend the same 2 cores
+        # scheduling every add (the sustained run measures that); the floor has no relay.
+        with (
+            harness.service({**self.common, "RELAY_ENABLED": "false"}, self.data_dir / "a") as svc,
+            harness.floor(self.database_url) as floor_process,
+        ):
+            return measure_adds(self.config, svc.url, floor_process.url, use_wrk)
+
+    def scheduling(self, service_url: str) -> list[SchedulingRow]:
+        return asyncio.run(
+            measure_scheduling(
+                self.config, self.database_url, service_url, self.tidal, self.inngest, self.qdrant
+            )
+        )
+
+    def sustained(self, service: harness.Process) -> Sustained:
+        return measure_sustained(
+            self.config, self.database_url, service, self.tidal, self.inngest, self.qdrant
+        )
 
 
-def run(config: Config, *, write: bool) -> Report:
-    started_at = datetime.now(UTC)
-    machine = harness.machine()
-    # The quick run (the smoke test) installs nothing: wrk if present, else the Python one.
-    use_wrk = load.wrk_available() if config.quick else load.ensure_wrk()
-    print(f"load generator: {'wrk' if use_wrk else 'python-httpx'}", file=sys.stderr)
+@contextlib.contextmanager
+def _rig(config: Config) -> Iterator[Rig]:
     inngest = TimedInngest()
     qdrant = LoopbackQdrant(collection="tracks")
     with (
@@ -543,43 +555,54 @@ def run(config: Config, *, write: bool) -> Report:
         inngest,
         qdrant,
     ):
-        postgres_version = harness.server_version(database_url)
-        common = {"DATABASE_URL": database_url, **_loopback_env(tidal, inngest, qdrant)}
-        unpaced = {"TIDAL_REQUESTS_PER_SECOND": "1000000", "TIDAL_BURST": "1000"}
-        paced = {
-            "TIDAL_REQUESTS_PER_SECOND": f"{config.tidal_rate:g}",
-            "TIDAL_BURST": str(config.tidal_burst),
-        }
+        yield Rig(config, database_url, database_where, Path(data_dir), tidal, inngest, qdrant)
+
+
+def run_only(config: Config, section: str) -> None:
+    """One section, printed as it runs and not written: for iterating on one goal."""
+    use_wrk = load.wrk_available() if config.quick else load.ensure_wrk()
+    with _rig(config) as rig:
+        if section == "adds":
+            rig.adds(use_wrk)
+        elif section == "scheduling":
+            with harness.service(rig.unpaced, rig.data_dir / "b") as svc:
+                for row in rig.scheduling(svc.url):
+                    print(row, file=sys.stderr)
+        else:
+            rig.tidal.switches.latency = config.tidal_latency
+            with harness.service(rig.paced, rig.data_dir / "c") as svc:
+                print(rig.sustained(svc), file=sys.stderr)
+
+
+def run(config: Config, *, write: bool) -> Report:
+    started_at = datetime.now(UTC)
+    machine = harness.machine()
+    # The quick run (the smoke test) installs nothing: wrk if present, else the Python one.
+    use_wrk = load.wrk_available() if config.quick else load.ensure_wrk()
+    print(f"load generator: {'wrk' if use_wrk else 'python-httpx'}", file=sys.stderr)
+    with _rig(config) as rig:
+        postgres_version = harness.server_version(rig.database_url)
         if config.quick:
             # One service for every phase: starting one costs seconds of imports.
             with (
-                harness.service({**common, **unpaced}, Path(data_dir) / "q") as svc,
-                harness.floor(database_url) as floor_process,
+                harness.service(rig.unpaced, rig.data_dir / "q") as svc,
+                harness.floor(rig.database_url) as floor_process,
             ):
                 add_rows, readd = measure_adds(config, svc.url, floor_process.url, use_wrk)
-                scheduling = asyncio.run(
-                    measure_scheduling(config, database_url, svc.url, tidal, inngest, qdrant)
-                )
-                sustained = measure_sustained(config, database_url, svc, tidal, inngest, qdrant)
+                scheduling = rig.scheduling(svc.url)
+                sustained = rig.sustained(svc)
         else:
-            # The request path alone: with the relay on, it would spend the same 2 cores
-            # scheduling every add (the sustained run measures that); the floor has no relay.
             print("adds ...", file=sys.stderr)
-            with (
-                harness.service({**common, "RELAY_ENABLED": "false"}, Path(data_dir) / "a") as svc,
-                harness.floor(database_url) as floor_process,
-            ):
-                add_rows, readd = measure_adds(config, svc.url, floor_process.url, use_wrk)
-            harness.empty_library(database_url)
+            add_rows, readd = rig.adds(use_wrk)
+            harness.empty_library(rig.database_url)
             print("scheduling ...", file=sys.stderr)
-            with harness.service({**common, **unpaced}, Path(data_dir) / "b") as svc:
-                scheduling = asyncio.run(
-                    measure_scheduling(config, database_url, svc.url, tidal, inngest, qdrant)
-                )
+            with harness.service(rig.unpaced, rig.data_dir / "b") as svc:
+                scheduling = rig.scheduling(svc.url)
             print("sustained ...", file=sys.stderr)
-            tidal.switches.latency = config.tidal_latency
-            with harness.service({**common, **paced}, Path(data_dir) / "c") as svc:
-                sustained = measure_sustained(config, database_url, svc, tidal, inngest, qdrant)
+            rig.tidal.switches.latency = config.tidal_latency
+            with harness.service(rig.paced, rig.data_dir / "c") as svc:
+                sustained = rig.sustained(svc)
+        database_where = rig.database_where
     report = Report(
         started_at=started_at,
         finished_at=datetime.now(UTC),
