@@ -8,7 +8,9 @@ fetched with `GET /tracks?filter[id]=` in batches of at most 20 and matched by i
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import math
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -198,16 +200,36 @@ class TidalCatalog:
         else:
             refs, link = first_page
         followed: set[str] = set()
-        while True:
-            tracks, skipped = await self._page_tracks(refs, index, album_id)
-            yield AlbumPage(album=album, tracks=tracks, skipped_items=skipped, is_last=link is None)
-            if link is None:
-                return
-            if link in followed or len(followed) >= _MAX_PAGES:
-                raise CatalogUnavailable(f"the items of album {aid} page in a loop")
-            followed.add(link)
-            document = await self._get(self._link_url(link, _ITEMS_INCLUDE), missing=missing)
-            index, refs, link = self._items_page(document)
+        # The pages still to follow, by the album's own count of items (TIDAL pages by 20).
+        expected_follow_ups = max(0, math.ceil((album.number_of_items or 0) / BATCH_SIZE) - 1)
+        permit: asyncio.Task[None] | None = None
+        try:
+            while True:
+                tracks, skipped = await self._page_tracks(refs, index, album_id)
+                yield AlbumPage(
+                    album=album, tracks=tracks, skipped_items=skipped, is_last=link is None
+                )
+                if link is None:
+                    return
+                if link in followed or len(followed) >= _MAX_PAGES:
+                    raise CatalogUnavailable(f"the items of album {aid} page in a loop")
+                followed.add(link)
+                this_permit, permit = permit, None
+                request = self._get(
+                    self._link_url(link, _ITEMS_INCLUDE), missing=missing, permit=this_permit
+                )
+                if len(followed) < expected_follow_ups:
+                    # The next page's turn at the pace is taken while this page is in flight,
+                    # not after it arrives: a shared pace costs a database transaction, on
+                    # the path of every page otherwise (bench/). Only when the album says
+                    # there is a next page, so that no turn is taken for nothing.
+                    permit = asyncio.create_task(self._pace.acquire())
+                document = await request
+                index, refs, link = self._items_page(document)
+        finally:
+            if permit is not None:
+                permit.cancel()
+                await asyncio.wait([permit])
 
     # -- album pages --------------------------------------------------------------------------
 
@@ -312,9 +334,16 @@ class TidalCatalog:
             url = url.copy_set_param("countryCode", self._country_code)
         return url
 
-    async def _get(self, url: httpx.URL, *, missing: tuple[str, str] | None) -> JsonObject:
+    async def _get(
+        self,
+        url: httpx.URL,
+        *,
+        missing: tuple[str, str] | None,
+        permit: asyncio.Task[None] | None = None,
+    ) -> JsonObject:
         """GET a JSON:API document with retries. `missing` names what a 404 means; without it
-        a 404 reads as an empty collection."""
+        a 404 reads as an empty collection. `permit`, when given, is a turn at the pace already
+        being taken for the first attempt; retries take their own."""
         policy = self._retry
         try:
             async for attempt in stamina.retry_context(
@@ -326,7 +355,8 @@ class TidalCatalog:
                 wait_jitter=policy.wait_jitter,
             ):
                 with attempt:
-                    return await self._get_once(url)
+                    first_permit, permit = permit, None
+                    return await self._get_once(url, first_permit)
         except _NotFound as error:
             if missing is None:
                 return {"data": [], "links": {}}
@@ -349,9 +379,9 @@ class TidalCatalog:
             return False
         return error.retry_after
 
-    async def _get_once(self, url: httpx.URL) -> JsonObject:
+    async def _get_once(self, url: httpx.URL, permit: asyncio.Task[None] | None) -> JsonObject:
         token = await self._tokens.current()
-        response = await self._send(url, token)
+        response = await self._send(url, token, permit)
         if response.status_code == 401:
             # Expired or revoked: renew once (shared with every request that saw the same
             # token rejected), then give up, since a fresh token being refused is not transient.
@@ -360,8 +390,13 @@ class TidalCatalog:
                 raise CatalogUnavailable("TIDAL refused a freshly issued access token")
         return self._document(response)
 
-    async def _send(self, url: httpx.URL, token: str) -> httpx.Response:
-        await self._pace.acquire()
+    async def _send(
+        self, url: httpx.URL, token: str, permit: asyncio.Task[None] | None = None
+    ) -> httpx.Response:
+        if permit is None:
+            await self._pace.acquire()
+        else:
+            await permit
         started = time.monotonic()
         try:
             response = await self._http.get(

@@ -6,6 +6,7 @@ import asyncio
 import math
 from collections.abc import AsyncIterator, Iterator
 
+import httpx
 import pytest
 
 from adapters.tidal.client import RetryPolicy, TidalCatalog
@@ -454,6 +455,67 @@ async def test_every_request_is_admitted_by_the_pace(tidal: LoopbackTidal) -> No
     async with catalog:
         await all_pages(catalog, "9000000")
     assert CountingPace.admitted == tidal.counts.api == 3
+
+
+@pytest.mark.parametrize(("size", "requests"), [(1, 1), (20, 1), (21, 2), (41, 3), (120, 6)])
+async def test_a_pages_turn_at_the_pace_is_taken_while_the_page_before_is_in_flight(
+    tidal: LoopbackTidal, size: int, requests: int
+) -> None:
+    answered = 0
+    answered_at_each_turn: list[int] = []
+
+    class RecordingPace(Unpaced):
+        async def acquire(self) -> None:
+            answered_at_each_turn.append(answered)
+
+    async def count(response: httpx.Response) -> None:
+        nonlocal answered
+        if response.request.url.path.startswith("/v2/"):
+            answered += 1
+
+    tidal.switches.latency = 0.05
+    tidal.add_album(generated_album("9100000", size))
+    async with httpx.AsyncClient(event_hooks={"response": [count]}) as http:
+        catalog = TidalCatalog(
+            client_id=tidal.client_id,
+            client_secret=tidal.client_secret,
+            base_url=tidal.base_url,
+            auth_url=tidal.auth_url,
+            http_client=http,
+            pace=RecordingPace(),
+            retry=FAST_RETRIES,
+        )
+        pages = await all_pages(catalog, "9100000")
+
+    assert len(track_ids(pages)) == size
+    # One turn per request, none taken for a page that never comes (the album's item count
+    # says how many follow) ...
+    assert len(answered_at_each_turn) == tidal.counts.api == requests
+    # ... the first two after the answers before them, every later one while the page before
+    # it is still on its way (one answer fewer than requests made by then).
+    assert answered_at_each_turn[:2] == list(range(min(requests, 2)))
+    assert answered_at_each_turn[2:] == list(range(1, requests - 1))
+
+
+async def test_a_stream_closed_early_leaves_no_turn_at_the_pace_being_taken(
+    tidal: LoopbackTidal,
+) -> None:
+    class SlowPace(Unpaced):
+        async def acquire(self) -> None:
+            await asyncio.sleep(0.05)
+
+    tidal.add_album(generated_album("9200000", 120))
+    before = asyncio.all_tasks()
+    async with catalog_for(tidal) as catalog:
+        catalog._pace = SlowPace()
+        pages = catalog.album_pages(CatalogId("9200000"))
+        await anext(pages)
+        await anext(pages)
+        await anext(pages)  # the turn for the fourth page is being taken now
+        await pages.aclose()
+
+    assert asyncio.all_tasks() - before == set()
+    assert tidal.counts.api == 3
 
 
 # -- the offline sample catalogue -------------------------------------------------------------
