@@ -6,6 +6,7 @@ and complete answers from here with no call until it is older than `max_age`.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -106,18 +107,29 @@ class CachingCatalog:
         track_ids: list[str] = []
         skipped_items = 0
         pages = self._inner.album_pages(album_id)
+        # A page's write runs while the next page is fetched: it is off the path from one TIDAL
+        # response to the next request (bench/). Writes stay one at a time and in order.
+        writing: asyncio.Task[None] | None = None
         try:
             async for page in pages:
                 track_ids.extend(track.catalog_id.value for track in page.tracks)
                 skipped_items += page.skipped_items
-                # Stored before the page is yielded: a consumer may stop as soon as it sees
-                # `is_last`, and the album must still be marked complete. One local write per
-                # page is negligible next to a TIDAL call.
-                await self._store(self._page_writer(page, tuple(track_ids), skipped_items))
+                if writing is not None:
+                    await writing
+                write = self._store(self._page_writer(page, tuple(track_ids), skipped_items))
+                if page.is_last:
+                    # Stored before the last page is yielded: a consumer may stop as soon as
+                    # it sees `is_last`, and the album must still be marked complete.
+                    writing = None
+                    await write
+                else:
+                    writing = asyncio.create_task(write)
                 yield page
         finally:
             # Leaving early (the consumer stopped, or an error) must release the inner stream
-            # now, not whenever it is garbage collected.
+            # now, not whenever it is garbage collected; a page already fetched is still kept.
+            if writing is not None:
+                await asyncio.wait([writing])
             close = getattr(pages, "aclose", None)
             if close is not None:
                 await close()
