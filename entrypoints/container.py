@@ -43,6 +43,7 @@ from application.use_cases.list_library import ListLibrary
 from application.use_cases.remove_from_library import RemoveFromLibrary
 from application.use_cases.reschedule import Reschedule
 from application.use_cases.schedule_ingestion import ScheduleIngestion
+from application.use_cases.schedule_track_batch import ScheduleTrackBatch
 from application.use_cases.search_tracks import SearchTracks
 from entrypoints.local_queue import LocalQueue
 from entrypoints.relay import Relay
@@ -222,14 +223,25 @@ class Container(containers.DeclarativeContainer):
         clock=clock,
         metrics=metrics,
     )
+    schedule_track_batch = providers.Singleton(
+        ScheduleTrackBatch,
+        uow_factory=uow_factory,
+        catalog=catalog,
+        index=track_index,
+        dispatch=dispatch_pending,
+        clock=clock,
+        metrics=metrics,
+    )
     relay = providers.Singleton(
         Relay,
         uow_factory=uow_factory,
         schedule=schedule_ingestion,
+        schedule_tracks=schedule_track_batch,
         dispatch=dispatch_pending,
         wakeups=notifications,
         clock=clock,
         metrics=metrics,
         concurrency=settings.provided.relay_concurrency,
+        batch_size=settings.provided.relay_batch_size,
         sweep_interval=settings.provided.relay_sweep_seconds,
     )

@@ -1,4 +1,5 @@
-"""The outbox relay: claims scheduling jobs and runs ScheduleIngestion for each.
+"""The outbox relay: claims scheduling jobs and runs ScheduleIngestion for each album job and
+ScheduleTrackBatch for the track jobs of one claim, together (ADR 0017).
 
 It runs as an asyncio task in every API process (and alone as `libingest relay`). It wakes at
 once on the NOTIFY that an add's commit sends, and sweeps every `sweep_interval` seconds for
@@ -6,7 +7,14 @@ anything a notification missed, for jobs whose backoff has passed and for deferr
 Several relays share the work through leased claims (SKIP LOCKED); a job is never run by two.
 While a job runs, a heartbeat renews its lease every third of it, so the lease can be short: a
 killed process's jobs are taken over within one lease (15 s), and a page that takes long (TIDAL
-retries honouring Retry-After) never lets the lease run out under a live worker."""
+retries honouring Retry-After) never lets the lease run out under a live worker.
+
+Up to `concurrency` album jobs run at a time, each its own task, so that an album's first page
+is handled as soon as it arrives whatever else is going on; track jobs run in batches of at
+most `batch_size`, one batch at a time. A single track costs next to nothing to schedule but
+its fixed per-job costs; batched, those are paid once per claim. Under load the batches grow by
+themselves: while a batch runs, due track jobs wait and the next claim takes them together.
+Idle, a batch is the one job that just arrived, so nothing waits for company."""
 
 from __future__ import annotations
 
@@ -14,8 +22,9 @@ import asyncio
 import os
 import socket
 import uuid
+from collections import Counter
 from datetime import timedelta
-from typing import Protocol
+from typing import Protocol, cast
 
 import structlog
 
@@ -28,6 +37,11 @@ from application.use_cases.schedule_ingestion import (
     ScheduleIngestion,
     ScheduleIngestionCommand,
 )
+from application.use_cases.schedule_track_batch import (
+    ScheduleTrackBatch,
+    ScheduleTrackBatchCommand,
+)
+from domain.library import LibraryItemKind
 from domain.values import LibraryItemId
 from entrypoints.local_queue import cancel_and_wait
 
@@ -46,26 +60,34 @@ class Relay:
         *,
         uow_factory: UnitOfWorkFactory,
         schedule: ScheduleIngestion,
+        schedule_tracks: ScheduleTrackBatch,
         dispatch: DispatchPending,
         wakeups: Wakeups,
         clock: Clock,
         metrics: SchedulingMetrics,
         concurrency: int = 4,
+        batch_size: int = 50,
         sweep_interval: float = 1.0,
         lease: timedelta = timedelta(seconds=15),
         worker_id: str | None = None,
     ) -> None:
         self._uow_factory = uow_factory
         self._schedule = schedule
+        self._schedule_tracks = schedule_tracks
         self._dispatch = dispatch
         self._wakeups = wakeups
         self._clock = clock
         self._metrics = metrics
         self._concurrency = concurrency
+        self._batch_size = batch_size
         self._sweep_interval = sweep_interval
         self._lease = lease
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        # Every job in flight, album or track, with the task running it (a batch's task is
+        # there once per job): what the heartbeat renews and stop() hands back.
         self._running: dict[LibraryItemId, asyncio.Task[None]] = {}
+        self._albums: set[asyncio.Task[None]] = set()
+        self._batches: set[asyncio.Task[None]] = set()
         self._dispatching: asyncio.Task[None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._heartbeat_task: asyncio.Task[None] | None = None
@@ -73,7 +95,12 @@ class Relay:
     async def start(self) -> None:
         self._task = asyncio.create_task(self.run(), name="relay")
         self._heartbeat_task = asyncio.create_task(self._heartbeat(), name="relay-heartbeat")
-        log.info("relay.started", worker=self.worker_id, concurrency=self._concurrency)
+        log.info(
+            "relay.started",
+            worker=self.worker_id,
+            concurrency=self._concurrency,
+            batch_size=self._batch_size,
+        )
 
     async def stop(self) -> None:
         """Cancel the loop and the jobs in flight, and hand their leases back at once, so a
@@ -82,9 +109,12 @@ class Relay:
         await cancel_and_wait(loops)
         self._task = self._heartbeat_task = None
         in_flight = list(self._running)
-        tasks = [*self._running.values(), *([self._dispatching] if self._dispatching else [])]
+        jobs = list(dict.fromkeys(self._running.values()))  # a batch's task once
+        tasks = [*jobs, *([self._dispatching] if self._dispatching else [])]
         await cancel_and_wait(tasks)
         self._running.clear()
+        self._albums.clear()
+        self._batches.clear()
         if in_flight:
             try:
                 async with asyncio.timeout(3):
@@ -108,20 +138,50 @@ class Relay:
             await self._wakeups.wait(self._sweep_interval)
 
     async def _claim_and_start(self) -> None:
-        free = self._concurrency - len(self._running)
-        if free <= 0:
+        free_albums = self._concurrency - len(self._albums)
+        # One batch at a time: a second one running beside it would split the jobs that pile
+        # up meanwhile into two smaller batches, paying the fixed costs twice (ADR 0017).
+        free_batches = 1 - len(self._batches)
+        if free_albums <= 0 and free_batches <= 0:
             return
+        albums, tracks = [], []
         async with self._uow_factory() as uow:
-            jobs = await uow.jobs.claim(
-                worker=self.worker_id, limit=free, lease=self._lease, now=self._clock.now()
-            )
+            now = self._clock.now()
+            # Claimed by kind, so a claim never takes an album job it has no slot for, nor
+            # makes a track job wait behind albums.
+            if free_albums > 0:
+                albums = await uow.jobs.claim(
+                    worker=self.worker_id,
+                    limit=free_albums,
+                    lease=self._lease,
+                    now=now,
+                    kind=LibraryItemKind.ALBUM,
+                )
+            if free_batches > 0:
+                tracks = await uow.jobs.claim(
+                    worker=self.worker_id,
+                    limit=self._batch_size,
+                    lease=self._lease,
+                    now=now,
+                    kind=LibraryItemKind.TRACK,
+                )
             await uow.commit()
-        for job in jobs:
+        for job in albums:
             self._metrics.job_claimed()
             command = ScheduleIngestionCommand(job=job, worker=self.worker_id, lease=self._lease)
-            self._running[job.item_id] = asyncio.create_task(
-                self._run_job(command), name=f"schedule-{job.item_id}"
+            task = asyncio.create_task(self._run_job(command), name=f"schedule-{job.item_id}")
+            self._albums.add(task)
+            self._running[job.item_id] = task
+        if tracks:
+            for _ in tracks:
+                self._metrics.job_claimed()
+            batch = ScheduleTrackBatchCommand(
+                jobs=tuple(tracks), worker=self.worker_id, lease=self._lease
             )
+            task = asyncio.create_task(self._run_batch(batch), name="schedule-tracks")
+            self._batches.add(task)
+            for job in tracks:
+                self._running[job.item_id] = task
 
     async def _run_job(self, command: ScheduleIngestionCommand) -> None:
         item_id = command.job.item_id
@@ -137,6 +197,25 @@ class Relay:
             log.exception("relay.job.crashed", attempt=command.job.attempts)
         finally:
             self._running.pop(item_id, None)
+            self._albums.discard(_this_task())
+            self._wakeups.wake()  # a slot is free: there may be more due jobs
+
+    async def _run_batch(self, command: ScheduleTrackBatchCommand) -> None:
+        try:
+            outcomes = await self._schedule_tracks(command)
+            # One line per batch, not per job: logging was part of the per-job cost.
+            counts = Counter(outcome.value for outcome in outcomes.values())
+            log.info("relay.batch.ended", jobs=len(command.jobs), **counts)
+            if counts[JobOutcome.RETRY.value]:
+                log.warning("relay.batch.retrying", jobs=counts[JobOutcome.RETRY.value])
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("relay.batch.crashed", jobs=len(command.jobs))
+        finally:
+            for job in command.jobs:
+                self._running.pop(job.item_id, None)
+            self._batches.discard(_this_task())
             self._wakeups.wake()  # a slot is free: there may be more due jobs
 
     async def _heartbeat(self) -> None:
@@ -149,11 +228,9 @@ class Relay:
                 continue
             try:
                 async with self._uow_factory() as uow:
-                    now = self._clock.now()
-                    for item_id in running:
-                        await uow.jobs.extend_lease(
-                            item_id, worker=self.worker_id, lease=self._lease, now=now
-                        )
+                    await uow.jobs.extend_leases(
+                        running, worker=self.worker_id, lease=self._lease, now=self._clock.now()
+                    )
                     await uow.commit()
             except asyncio.CancelledError:
                 raise
@@ -179,3 +256,9 @@ class Relay:
             raise
         except Exception:
             log.exception("relay.dispatch.failed")
+
+
+def _this_task() -> asyncio.Task[None]:
+    task = asyncio.current_task()
+    assert task is not None  # called from the job's own task
+    return cast("asyncio.Task[None]", task)

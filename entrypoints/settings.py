@@ -46,6 +46,8 @@ class Settings(BaseSettings):
 
     relay_enabled: bool = True
     relay_concurrency: int = 4
+    # The most track jobs one claim takes and schedules together (ADR 0017).
+    relay_batch_size: int = Field(default=50, ge=1)
     relay_sweep_seconds: float = 1.0
     local_queue_concurrency: int = 4
 

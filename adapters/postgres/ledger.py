@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -103,6 +103,24 @@ _LINK_TRACKS = text(
     bindparam("isrcs", type_=ARRAY(TEXT)),
 )
 
+# The links of many items in one statement: the item id travels per row, like the position.
+_LINK_MANY = text(
+    """
+    INSERT INTO item_tracks (library_item_id, position, track_id, isrc)
+    SELECT library_item_id, position, track_id, isrc
+    FROM unnest(CAST(:item_ids AS uuid[]), CAST(:positions AS integer[]),
+                CAST(:track_ids AS text[]), CAST(:isrcs AS text[]))
+        AS link(library_item_id, position, track_id, isrc)
+    ON CONFLICT (library_item_id, position) DO UPDATE
+        SET track_id = EXCLUDED.track_id, isrc = EXCLUDED.isrc
+    """
+).bindparams(
+    bindparam("item_ids", type_=ARRAY(UUID(as_uuid=True))),
+    bindparam("positions", type_=ARRAY(INTEGER)),
+    bindparam("track_ids", type_=ARRAY(TEXT)),
+    bindparam("isrcs", type_=ARRAY(TEXT)),
+)
+
 
 class PostgresIsrcLedger:
     def __init__(self, connection: AsyncConnection) -> None:
@@ -142,6 +160,20 @@ class PostgresIsrcLedger:
                 "positions": [link.position for link in links],
                 "track_ids": [link.track_id.value for link in links],
                 "isrcs": [link.isrc.value if link.isrc is not None else None for link in links],
+            },
+        )
+
+    async def link_many(self, links: Mapping[LibraryItemId, Sequence[ItemTrackLink]]) -> None:
+        rows = [(item_id, link) for item_id, item_links in links.items() for link in item_links]
+        if not rows:
+            return
+        await self._connection.execute(
+            _LINK_MANY,
+            {
+                "item_ids": [item_id for item_id, _ in rows],
+                "positions": [link.position for _, link in rows],
+                "track_ids": [link.track_id.value for _, link in rows],
+                "isrcs": [link.isrc.value if link.isrc is not None else None for _, link in rows],
             },
         )
 

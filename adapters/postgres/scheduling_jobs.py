@@ -5,31 +5,79 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, text
+from sqlalchemy import any_, bindparam, select, text
+from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import TextClause
 
 from adapters.postgres.library import row_to_item
 from adapters.postgres.tables import library_items, scheduling_jobs
-from application.ports.scheduling import ClaimedJob
-from domain.library import LibraryItem, SchedulingStatus
+from application.ports.scheduling import ClaimedJob, ItemDescription
+from domain.library import LibraryItem, LibraryItemKind, SchedulingStatus
 from domain.values import LibraryItemId
 
-_CLAIM = text(
+# Every statement below is built once, at import: the batch path runs them for every batch, and
+# building (and compiling) a statement per call was a visible part of the relay's CPU.
+
+
+def _claim(*, of_kind: bool) -> TextClause:
+    # The kind filter is an EXISTS on the item, so the row lock (and SKIP LOCKED) stays on the
+    # job alone: locking the item too would make the claim wait behind a remove.
+    kind_filter = (
+        "AND EXISTS (SELECT 1 FROM library_items AS item"
+        " WHERE item.id = scheduling_jobs.library_item_id AND item.kind = :kind)"
+        if of_kind
+        else ""
+    )
+    return text(
+        f"""
+        UPDATE scheduling_jobs AS job
+        SET locked_by = :worker, locked_until = :lease_end, attempts = job.attempts + 1,
+            updated_at = :now
+        FROM (
+            SELECT library_item_id FROM scheduling_jobs
+            WHERE status = 'pending' AND run_after <= :now
+              AND (locked_until IS NULL OR locked_until < :now)
+              {kind_filter}
+            ORDER BY run_after
+            LIMIT :limit
+            FOR UPDATE SKIP LOCKED
+        ) AS due
+        WHERE job.library_item_id = due.library_item_id
+        RETURNING job.library_item_id, job.attempts, job.created_at
+        """
+    )
+
+
+_CLAIM = _claim(of_kind=False)
+_CLAIM_OF_KIND = _claim(of_kind=True)
+
+_ITEM_IDS = bindparam("item_ids", type_=ARRAY(UUID(as_uuid=True)))
+
+_EXTEND_LEASES = text(
     """
-    UPDATE scheduling_jobs AS job
-    SET locked_by = :worker, locked_until = :lease_end, attempts = job.attempts + 1,
+    UPDATE scheduling_jobs SET locked_until = :lease_end, updated_at = :now
+    WHERE library_item_id = ANY(:item_ids) AND locked_by = :worker AND status = 'pending'
+    RETURNING library_item_id
+    """
+).bindparams(_ITEM_IDS)
+
+_FINISH_MANY = text(
+    """
+    UPDATE scheduling_jobs
+    SET status = 'done', last_error = NULL, locked_by = NULL, locked_until = NULL,
         updated_at = :now
-    FROM (
-        SELECT library_item_id FROM scheduling_jobs
-        WHERE status = 'pending' AND run_after <= :now
-          AND (locked_until IS NULL OR locked_until < :now)
-        ORDER BY run_after
-        LIMIT :limit
-        FOR UPDATE SKIP LOCKED
-    ) AS due
-    WHERE job.library_item_id = due.library_item_id
-    RETURNING job.library_item_id, job.attempts, job.created_at
+    WHERE library_item_id = ANY(:item_ids) AND locked_by = :worker
     """
+).bindparams(_ITEM_IDS)
+
+_ITEMS = select(library_items).where(library_items.c.id == any_(_ITEM_IDS))
+
+# One statement text executed for many parameter sets (asyncpg's executemany: prepared once,
+# sent in one round trip). Artist names are arrays of different lengths, which `unnest` cannot
+# carry as one array per column.
+_DESCRIBE = text(
+    "UPDATE library_items SET title = :title, artist_names = :artist_names WHERE id = :item_id"
 )
 
 
@@ -38,11 +86,21 @@ class PostgresSchedulingJobs:
         self._connection = connection
 
     async def claim(
-        self, *, worker: str, limit: int, lease: timedelta, now: datetime
+        self,
+        *,
+        worker: str,
+        limit: int,
+        lease: timedelta,
+        now: datetime,
+        kind: LibraryItemKind | None = None,
     ) -> list[ClaimedJob]:
-        rows = await self._connection.execute(
-            _CLAIM, {"worker": worker, "lease_end": now + lease, "now": now, "limit": limit}
-        )
+        parameters = {"worker": worker, "lease_end": now + lease, "now": now, "limit": limit}
+        if kind is None:
+            rows = await self._connection.execute(_CLAIM, parameters)
+        else:
+            rows = await self._connection.execute(
+                _CLAIM_OF_KIND, {**parameters, "kind": kind.value}
+            )
         return [
             ClaimedJob(item_id=LibraryItemId(item_id), attempts=attempts, enqueued_at=created)
             for item_id, attempts, created in rows
@@ -63,8 +121,28 @@ class PostgresSchedulingJobs:
         )
         return result.first() is not None
 
+    async def extend_leases(
+        self, item_ids: Sequence[LibraryItemId], *, worker: str, lease: timedelta, now: datetime
+    ) -> set[LibraryItemId]:
+        if not item_ids:
+            return set()
+        rows = await self._connection.execute(
+            _EXTEND_LEASES,
+            {"item_ids": list(item_ids), "worker": worker, "lease_end": now + lease, "now": now},
+        )
+        return {LibraryItemId(item_id) for (item_id,) in rows}
+
     async def finish(self, item_id: LibraryItemId, *, worker: str, now: datetime) -> None:
         await self._settle(item_id, worker, now, status=SchedulingStatus.DONE, last_error=None)
+
+    async def finish_many(
+        self, item_ids: Sequence[LibraryItemId], *, worker: str, now: datetime
+    ) -> None:
+        if not item_ids:
+            return
+        await self._connection.execute(
+            _FINISH_MANY, {"item_ids": list(item_ids), "worker": worker, "now": now}
+        )
 
     async def give_up(
         self, item_id: LibraryItemId, *, worker: str, reason: str, now: datetime
@@ -112,6 +190,13 @@ class PostgresSchedulingJobs:
         row = (await self._connection.execute(query)).mappings().first()
         return row_to_item(row) if row is not None else None
 
+    async def items(self, item_ids: Sequence[LibraryItemId]) -> dict[LibraryItemId, LibraryItem]:
+        if not item_ids:
+            return {}
+        rows = (await self._connection.execute(_ITEMS, {"item_ids": list(item_ids)})).mappings()
+        found = (row_to_item(row) for row in rows)
+        return {item.id: item for item in found}
+
     async def describe_item(
         self, item_id: LibraryItemId, *, title: str, artist_names: Sequence[str]
     ) -> None:
@@ -119,6 +204,21 @@ class PostgresSchedulingJobs:
             library_items.update()
             .where(library_items.c.id == item_id)
             .values(title=title, artist_names=list(artist_names))
+        )
+
+    async def describe_items(self, descriptions: Sequence[ItemDescription]) -> None:
+        if not descriptions:
+            return
+        await self._connection.execute(
+            _DESCRIBE,
+            [
+                {
+                    "item_id": description.item_id,
+                    "title": description.title,
+                    "artist_names": list(description.artist_names),
+                }
+                for description in descriptions
+            ],
         )
 
     async def _settle(

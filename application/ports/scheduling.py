@@ -4,14 +4,14 @@ method runs inside the caller's transaction and commits with it."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Protocol
 
 from domain.ingestion import IngestionRequest
-from domain.library import LibraryItem
+from domain.library import LibraryItem, LibraryItemKind
 from domain.values import CatalogId, Isrc, LibraryItemId
 
 
@@ -22,15 +22,31 @@ class ClaimedJob:
     enqueued_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class ItemDescription:
+    """An item's title and artists, as the catalogue names them."""
+
+    item_id: LibraryItemId
+    title: str
+    artist_names: Sequence[str]
+
+
 class SchedulingJobs(Protocol):
     """The outbox seen from the relay. A claim is a lease: the claimer owns the job until the
     lease runs out, so a relay that dies leaves it to be claimed again, never lost."""
 
     async def claim(
-        self, *, worker: str, limit: int, lease: timedelta, now: datetime
+        self,
+        *,
+        worker: str,
+        limit: int,
+        lease: timedelta,
+        now: datetime,
+        kind: LibraryItemKind | None = None,
     ) -> list[ClaimedJob]:
         """Take up to `limit` due, unleased jobs (FOR UPDATE SKIP LOCKED: concurrent claimers
-        never take the same job) and lease them to `worker`."""
+        never take the same job), oldest due first, and lease them to `worker`. With `kind`,
+        only jobs whose item is of that kind."""
         ...
 
     async def extend_lease(
@@ -40,7 +56,21 @@ class SchedulingJobs(Protocol):
         removed with its item, or the lease ran out and another worker took it)."""
         ...
 
+    async def extend_leases(
+        self, item_ids: Sequence[LibraryItemId], *, worker: str, lease: timedelta, now: datetime
+    ) -> set[LibraryItemId]:
+        """`extend_lease` for many jobs at once (one statement): the ids whose lease was renewed,
+        so still ours; the others were removed or taken over and must not be written."""
+        ...
+
     async def finish(self, item_id: LibraryItemId, *, worker: str, now: datetime) -> None: ...
+
+    async def finish_many(
+        self, item_ids: Sequence[LibraryItemId], *, worker: str, now: datetime
+    ) -> None:
+        """Mark the jobs done and give up their leases, in one statement; a job that is no
+        longer `worker`'s is left alone."""
+        ...
 
     async def give_up(
         self, item_id: LibraryItemId, *, worker: str, reason: str, now: datetime
@@ -66,10 +96,18 @@ class SchedulingJobs(Protocol):
         """The job's library item, whoever owns it; None once removed."""
         ...
 
+    async def items(self, item_ids: Sequence[LibraryItemId]) -> dict[LibraryItemId, LibraryItem]:
+        """The jobs' library items (one query); a removed item is absent from the answer."""
+        ...
+
     async def describe_item(
         self, item_id: LibraryItemId, *, title: str, artist_names: Sequence[str]
     ) -> None:
         """Fill in the item's title and artists from the catalogue."""
+        ...
+
+    async def describe_items(self, descriptions: Sequence[ItemDescription]) -> None:
+        """`describe_item` for many items at once; an empty sequence does nothing."""
         ...
 
 
@@ -116,6 +154,11 @@ class IsrcLedger(Protocol):
 
     async def link_tracks(self, item_id: LibraryItemId, links: Sequence[ItemTrackLink]) -> None:
         """Tie the item's tracks (and their ISRCs) to it; idempotent per position."""
+        ...
+
+    async def link_many(self, links: Mapping[LibraryItemId, Sequence[ItemTrackLink]]) -> None:
+        """`link_tracks` for many items at once (one statement); idempotent per item and
+        position."""
         ...
 
     async def claim_dispatchable(self, *, limit: int, now: datetime) -> DispatchBatch:

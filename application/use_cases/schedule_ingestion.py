@@ -4,7 +4,6 @@ import asyncio
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from enum import StrEnum
 
 from application.ports.catalog import (
     AlbumPage,
@@ -19,18 +18,26 @@ from application.ports.scheduling import ClaimedJob, ItemTrackLink
 from application.ports.track_index import IndexUnavailable, TrackIndex
 from application.ports.unit_of_work import UnitOfWorkFactory
 from application.use_cases.dispatch_pending import DispatchReport
-from domain.ingestion import (
-    CandidateTrack,
-    IngestionRequest,
-    dedupe,
-    filter_indexed,
-    retry_delay,
+from application.use_cases.schedule_common import (
+    JobOutcome,
+    describe,
+    new_requests,
+    retry_at,
+    split_unsettled,
 )
+from domain.ingestion import IngestionRequest
 from domain.library import LibraryItem, LibraryItemKind
 from domain.values import Isrc
 
-JOB_RETRY_BASE = timedelta(seconds=2)
-JOB_RETRY_CAP = timedelta(minutes=10)
+# JobOutcome is defined with the parts both scheduling use cases share, and named here too, where
+# callers of ScheduleIngestion have always found it.
+__all__ = [
+    "PREFETCH_PAGES",
+    "SCHEDULING_BATCH_TRACKS",
+    "JobOutcome",
+    "ScheduleIngestion",
+    "ScheduleIngestionCommand",
+]
 
 # The most tracks handled together after the first page (ADR 0015). Each track carries at most
 # one ISRC, so this also bounds the ISRCs of a batch: one `settled` query, one index call (the
@@ -41,14 +48,6 @@ SCHEDULING_BATCH_TRACKS = 1_000
 # buffer fills only while a batch is written and dispatched; bounded, so that a job that stops
 # (lost lease, failure) has not asked the catalogue for much it will not use.
 PREFETCH_PAGES = 4
-
-
-class JobOutcome(StrEnum):
-    DONE = "done"  # every track resolved, recorded and handed to dispatch
-    GONE = "gone"  # the item was removed; nothing to do
-    LOST_LEASE = "lost_lease"  # another worker owns the job now; stop without writing
-    FAILED = "failed"  # permanent: the item is not in the catalogue
-    RETRY = "retry"  # transient: the job runs again after a backoff
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,10 +82,11 @@ _Fetched = AlbumPage | Exception | None
 
 
 class ScheduleIngestion:
-    """The relay's unit of work for one library item: stream its tracks from the catalogue,
-    dedupe them by ISRC (first in album order wins), drop ISRCs the ledger has settled, ask the
-    index which are held (failing open), record the rest as requests and link every track to
-    the item, in one transaction per batch; then dispatch.
+    """The relay's unit of work for one album (the relay batches track items through
+    ScheduleTrackBatch, ADR 0017; a track item given here is an album of one): stream its
+    tracks from the catalogue, dedupe them by ISRC (first in album order wins), drop ISRCs the
+    ledger has settled, ask the index which are held (failing open), record the rest as
+    requests and link every track to the item, in one transaction per batch; then dispatch.
 
     A background task fetches the catalogue's pages ahead, so the next page is on its way while
     the current one is handled. The first page is handled alone, as soon as it arrives, so the
@@ -130,7 +130,7 @@ class ScheduleIngestion:
             return JobOutcome.FAILED
         except (CatalogUnavailable, IndexUnavailable, Exception) as error:
             # Anything else is treated as transient: a job is never dropped.
-            await self._retry_later(command, reason=_describe(error))
+            await self._retry_later(command, reason=describe(error))
             self._metrics.job_failed(permanent=False)
             if not isinstance(error, CatalogUnavailable | IndexUnavailable):
                 raise
@@ -225,7 +225,7 @@ class ScheduleIngestion:
                 for offset, track in enumerate(page.tracks)
             ]
             position += len(page.tracks)
-            requests = _new_requests(item, page, seen)
+            requests = new_requests(item, page.tracks, seen)
             if batch.pages and len(batch.links) + len(links) > SCHEDULING_BATCH_TRACKS:
                 # Full before this page: write it as it is, so no batch outgrows the bound.
                 if not await self._write(command, item, batch, progress):
@@ -278,20 +278,14 @@ class ScheduleIngestion:
     ) -> tuple[list[IngestionRequest], list[IngestionRequest]]:
         """Of the batch's candidates, those to request, and those the index turned out to hold
         already; the ones the ledger has settled are in neither."""
-        if not candidates:
-            return [], []
         requests = {request.isrc: request for request in candidates}
-        async with self._uow_factory() as uow:
-            settled = await uow.ledger.settled(list(requests), now=self._clock.now())
-        fresh = [isrc for isrc in requests if isrc not in settled]
-        if not fresh:
-            return [], []
-        try:
-            indexed: set[Isrc] | None = await self._index.indexed(fresh)
-        except IndexUnavailable:
-            indexed = None  # fail open: a duplicate ingestion is cheaper than a lost one
-            self._metrics.index_failed_open()
-        split = filter_indexed(fresh, indexed)
+        split = await split_unsettled(
+            list(requests),
+            uow_factory=self._uow_factory,
+            index=self._index,
+            clock=self._clock,
+            metrics=self._metrics,
+        )
         return (
             [requests[isrc] for isrc in split.to_schedule],
             [requests[isrc] for isrc in split.already_indexed],
@@ -299,41 +293,12 @@ class ScheduleIngestion:
 
     async def _retry_later(self, command: ScheduleIngestionCommand, *, reason: str) -> None:
         now = self._clock.now()
-        delay = retry_delay(command.job.attempts, base=JOB_RETRY_BASE, cap=JOB_RETRY_CAP)
         async with self._uow_factory() as uow:
             await uow.jobs.retry_later(
                 command.job.item_id,
                 worker=command.worker,
                 reason=reason,
-                run_after=now + delay,
+                run_after=retry_at(command.job, now),
                 now=now,
             )
             await uow.commit()
-
-
-def _new_requests(
-    item: LibraryItem, page: AlbumPage, seen: set[Isrc]
-) -> dict[Isrc, IngestionRequest]:
-    """The page's tracks whose ISRC no earlier track of the item had, as requests in album
-    order; `seen` takes their ISRCs."""
-    candidates = [CandidateTrack(track.catalog_id, track.isrc) for track in page.tracks]
-    album_ids = {track.catalog_id: track.album_id for track in page.tracks}
-    return {
-        candidate.isrc: IngestionRequest(
-            isrc=candidate.isrc,
-            track_id=candidate.track_id,
-            album_id=(
-                item.catalog_id
-                if item.kind is LibraryItemKind.ALBUM
-                else album_ids.get(candidate.track_id)
-            ),
-            library_item_id=item.id,
-        )
-        for candidate in dedupe(candidates, seen).unique
-        if candidate.isrc is not None
-    }
-
-
-def _describe(error: BaseException) -> str:
-    text = str(error) or type(error).__name__
-    return text[:500]

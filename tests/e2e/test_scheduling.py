@@ -184,6 +184,7 @@ async def new_relay(app: FastAPI, *, concurrency: int = 4) -> Relay:
     return Relay(
         uow_factory=await resolved(container.uow_factory()),
         schedule=await resolved(container.schedule_ingestion()),
+        schedule_tracks=await resolved(container.schedule_track_batch()),
         dispatch=await resolved(container.dispatch_pending()),
         wakeups=await resolved(container.notifications()),
         clock=container.clock(),
@@ -526,3 +527,101 @@ async def test_two_processes_scheduling_albums_that_share_isrcs_send_each_isrc_o
     assert {(s["tracksTotal"], s["tracksRequested"]) for s in states} == {(40, 40)}
     assert_sent_once(inngest, everything)
     assert len(inngest.events) == 20 + 6 * 20
+
+
+ADD_TRACK = """
+mutation Add($id: ID!) { addTrackToLibrary(trackId: $id) {
+  ... on AddToLibrarySuccess { item { id } alreadyInLibrary } } }"""
+
+
+async def test_track_jobs_claimed_together_are_scheduled_as_one_batch(
+    app: FastAPI,
+    as_user: Callable[[str], GraphQLClient],
+    tidal: LoopbackTidal,
+    inngest: LoopbackInngest,
+) -> None:
+    # Eight tracks, two of them sharing an ISRC, and a ninth TIDAL does not know.
+    isrcs = isrc_range("QZBTC26", 1, 8)
+    isrcs[7] = isrcs[0]
+    for number, isrc in enumerate(isrcs):
+        tidal.add_track(
+            LoopbackTrack(id=str(700_001 + number), title=f"Single {number}", isrc=isrc)
+        )
+    unknown = "799999"
+    # Added while no relay runs, so that one claim takes them all.
+    await (await resolved(app.state.container.relay())).stop()
+    alice = as_user("alice")
+    items = []
+    for track_id in [*(str(700_001 + number) for number in range(8)), unknown]:
+        answer = await alice(ADD_TRACK, {"id": track_id})
+        assert "errors" not in answer, answer
+        items.append(str(answer["data"]["addTrackToLibrary"]["item"]["id"]))
+
+    relay = await new_relay(app)
+    await relay.start()
+    try:
+        states = [await settled(alice, item_id) for item_id in items]
+        await events_reach(inngest, 7)
+    finally:
+        await relay.stop()
+
+    assert [state["state"] for state in states] == ["SCHEDULED"] * 8 + ["FAILED"]
+    assert states[-1]["lastError"] == f"track {unknown} is not in the catalogue"
+    # Both items sharing the ISRC count it as requested; it was sent once.
+    assert [state["tracksRequested"] for state in states[:8]] == [1] * 8
+    assert_sent_once(inngest, isrcs)
+    # One catalogue request, and one Event API request, for the whole batch.
+    assert tidal.counts.by_endpoint["tracks"] == 1
+    assert tidal.counts.by_endpoint["track"] == 0
+    assert inngest.request_count == 1
+
+
+async def test_a_relay_stopped_mid_batch_hands_every_lease_back_and_the_next_finishes(
+    app: FastAPI,
+    engine: AsyncEngine,
+    as_user: Callable[[str], GraphQLClient],
+    tidal: LoopbackTidal,
+    inngest: LoopbackInngest,
+) -> None:
+    isrcs = isrc_range("QZBST26", 1, 5)
+    for number, isrc in enumerate(isrcs):
+        tidal.add_track(
+            LoopbackTrack(id=str(710_001 + number), title=f"Single {number}", isrc=isrc)
+        )
+    await (await resolved(app.state.container.relay())).stop()
+    alice = as_user("alice")
+    items = []
+    for number in range(5):
+        answer = await alice(ADD_TRACK, {"id": str(710_001 + number)})
+        items.append(str(answer["data"]["addTrackToLibrary"]["item"]["id"]))
+    tidal.switches.latency = 5.0  # the batch waits on its catalogue lookup while it is stopped
+
+    first = await new_relay(app)
+    await first.start()
+
+    async def leased_to_the_first() -> bool:
+        async with engine.connect() as connection:
+            holders = await connection.execute(
+                text("SELECT locked_by FROM scheduling_jobs WHERE status = 'pending'")
+            )
+            return [holder for (holder,) in holders] == [first.worker_id] * 5
+
+    await until(leased_to_the_first)
+    await first.stop()
+
+    async with engine.connect() as connection:
+        rows = (
+            await connection.execute(text("SELECT status, locked_by FROM scheduling_jobs"))
+        ).all()
+    assert [tuple(row) for row in rows] == [("pending", None)] * 5
+
+    tidal.switches.latency = 0.0
+    replacement = await new_relay(app)
+    await replacement.start()
+    try:
+        states = [await settled(alice, item_id) for item_id in items]
+        await events_reach(inngest, 5)
+    finally:
+        await replacement.stop()
+    assert [state["state"] for state in states] == ["SCHEDULED"] * 5
+    assert_sent_once(inngest, isrcs)

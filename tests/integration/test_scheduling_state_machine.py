@@ -2,7 +2,9 @@
 
 Users add albums and tracks and remove them; tracks get indexed; the queue, the index and the
 catalogue go down and come back; time passes; the relay takes one step at a time (claim a job,
-ScheduleIngestion, DispatchPending). The catalogue, the index and the queue are plain fakes;
+ScheduleIngestion, DispatchPending), either as one job of any kind or as the relay does it:
+claims by kind, an album job alone and the track jobs together through ScheduleTrackBatch.
+The catalogue, the index and the queue are plain fakes;
 everything else (unit of work, outbox, ledger, progress) is the production code. After every
 step the database is checked against a plain-Python model of the libraries."""
 
@@ -59,6 +61,10 @@ from application.use_cases.schedule_ingestion import (
     JobOutcome,
     ScheduleIngestion,
     ScheduleIngestionCommand,
+)
+from application.use_cases.schedule_track_batch import (
+    ScheduleTrackBatch,
+    ScheduleTrackBatchCommand,
 )
 from domain.ingestion import IngestionRequest
 from domain.library import LibraryItemKind
@@ -252,6 +258,14 @@ class SchedulingMachine(RuleBasedStateMachine):
             clock=self.clock,
             metrics=NoMetrics(),
         )
+        self.schedule_tracks = ScheduleTrackBatch(
+            uow_factory=uow_factory,
+            catalog=self.catalog,
+            index=self.index,
+            dispatch=self.dispatch,
+            clock=self.clock,
+            metrics=NoMetrics(),
+        )
         self.model: dict[LibraryItemId, ModelItem] = {}
 
     def teardown(self) -> None:
@@ -378,27 +392,44 @@ class SchedulingMachine(RuleBasedStateMachine):
 
     # -- rules: the relay ---------------------------------------------------------------------
 
-    @rule()
-    def a_relay_step(self) -> None:
-        self.run(self._relay_step())
+    @rule(batched=st.booleans())
+    def a_relay_step(self, batched: bool) -> None:
+        self.run(self._relay_step(batched=batched))
 
-    async def _relay_step(self) -> bool:
-        """One claim, its job, and a dispatch sweep; checks what this step recorded and sent.
-        True when it did anything."""
+    async def _relay_step(self, *, batched: bool) -> bool:
+        """One claim, its jobs, and a dispatch sweep; checks what this step recorded and sent.
+        True when it did anything. `batched` claims as the relay does: by kind, an album job
+        alone and up to three track jobs as one batch."""
         ledger_before = await self._ledger()
         sent_before = len(self.queue.accepted)
         held_by_index = set(self.index.held) if self.index.up else set()
+        lease = timedelta(seconds=60)
         async with self.uow_factory() as uow:
-            jobs = await uow.jobs.claim(
-                worker="relay", limit=1, lease=timedelta(seconds=60), now=self.clock.now()
-            )
+            now = self.clock.now()
+            if batched:
+                jobs = await uow.jobs.claim(
+                    worker="relay", limit=1, lease=lease, now=now, kind=LibraryItemKind.ALBUM
+                )
+                tracks = await uow.jobs.claim(
+                    worker="relay", limit=3, lease=lease, now=now, kind=LibraryItemKind.TRACK
+                )
+            else:
+                jobs = await uow.jobs.claim(worker="relay", limit=1, lease=lease, now=now)
+                tracks = []
             await uow.commit()
-        outcome: JobOutcome | None = None
         for job in jobs:
             outcome = await self.schedule(
-                ScheduleIngestionCommand(job=job, worker="relay", lease=timedelta(seconds=60))
+                ScheduleIngestionCommand(job=job, worker="relay", lease=lease)
             )
             assert outcome is not JobOutcome.LOST_LEASE
+        if tracks:
+            outcomes = await self.schedule_tracks(
+                ScheduleTrackBatchCommand(jobs=tuple(tracks), worker="relay", lease=lease)
+            )
+            assert set(outcomes) == {job.item_id for job in tracks}
+            assert JobOutcome.LOST_LEASE not in outcomes.values()
+            assert {self._kind(job.item_id) for job in tracks} <= {LibraryItemKind.TRACK}
+        assert {self._kind(job.item_id) for job in jobs if batched} <= {LibraryItemKind.ALBUM}
         report = await self.dispatch()
         ledger_after = await self._ledger()
 
@@ -414,17 +445,21 @@ class SchedulingMachine(RuleBasedStateMachine):
             # Sent only what was recorded as a request, never what the ledger knew indexed.
             assert request.isrc in recorded or before == "requested", (request.isrc, before)
             assert ledger_after[request.isrc] == "dispatched"
-        return bool(jobs) or report.sent > 0
+        return bool(jobs or tracks) or report.sent > 0
+
+    def _kind(self, item_id: LibraryItemId) -> LibraryItemKind | None:
+        item = self.model.get(item_id)
+        return item.kind if item is not None else None
 
     @precondition(lambda self: self.queue.up and self.catalog.up)
-    @rule()
-    def the_relay_catches_up(self) -> None:
+    @rule(batched=st.booleans())
+    def the_relay_catches_up(self, batched: bool) -> None:
         """With the queue and the catalogue up, enough time and steps leave nothing pending."""
 
         async def catch_up() -> None:
             for _ in range(50):
                 self.clock.advance(timedelta(minutes=11))
-                if not await self._relay_step():
+                if not await self._relay_step(batched=batched):
                     break
             else:
                 raise AssertionError("the relay never ran out of work")
