@@ -91,6 +91,113 @@ end
 """
 
 
+# wrk's Lua for the sustained run's users: each connection is a user who adds a random album
+# (probability `album_share`) or track with one of the users' tokens, then thinks a uniform
+# 0 to 2 x `think` seconds (wrk's `delay`, not counted in the latency). The catalogue comes
+# from a file of lines "think <s>", "albums <share>", "A <id>", "T <id>", "K <token>".
+_USERS_LUA = r"""
+local threads = {}
+local next_tid = 0
+function setup(thread)
+  next_tid = next_tid + 1
+  thread:set("tid", next_tid)
+  table.insert(threads, thread)
+end
+failed = 0
+function init(args)
+  math.randomseed(os.time() * 100 + tid)
+  albums, tracks, tokens = {}, {}, {}
+  think, album_share = 1.0, 0.3
+  for line in io.lines(args[1]) do
+    local kind, value = line:match("^(%S+) (%S+)$")
+    if kind == "A" then table.insert(albums, value)
+    elseif kind == "T" then table.insert(tracks, value)
+    elseif kind == "K" then table.insert(tokens, value)
+    elseif kind == "think" then think = tonumber(value)
+    elseif kind == "albums" then album_share = tonumber(value) end
+  end
+  album_query = args[2]
+  track_query = args[3]
+end
+function request()
+  local query, id
+  if math.random() < album_share then
+    query, id = album_query, albums[math.random(#albums)]
+  else
+    query, id = track_query, tracks[math.random(#tracks)]
+  end
+  local headers = {}
+  headers["Content-Type"] = "application/json"
+  headers["Authorization"] = "Bearer " .. tokens[math.random(#tokens)]
+  local body = '{"query":"' .. query .. '","variables":{"id":"' .. id .. '"}}'
+  return wrk.format("POST", nil, headers, body)
+end
+function delay()
+  return math.random() * 2 * think * 1000
+end
+function response(status, hdrs, body)
+  if status ~= 200 or not string.find(body, "AddToLibrarySuccess", 1, true) then
+    failed = failed + 1
+  end
+end
+function done(summary, latency, requests)
+  local f = 0
+  for _, t in ipairs(threads) do f = f + (t:get("failed") or 0) end
+  local e = summary.errors
+  io.write(string.format(
+    'BENCH {"adds":%d,"seconds":%.6f,"p50_ms":%.3f,"p99_ms":%.3f,"max_ms":%.3f,' ..
+    '"failed":%d,"errors":%d}\n',
+    summary.requests, summary.duration / 1e6, latency:percentile(50) / 1000,
+    latency:percentile(99) / 1000, latency.max / 1000, f,
+    e.connect + e.read + e.write + e.timeout))
+end
+"""
+
+
+def run_users_with_wrk(
+    url: str, *, catalog: dict[str, list[str]], seconds: float, think: float, album_share: float
+) -> dict[str, Any]:
+    """The sustained run's users, driven by wrk: one connection per user token."""
+    lines = [f"think {think:g}", f"albums {album_share:g}"]
+    lines += [f"A {album}" for album in catalog["albums"]]
+    lines += [f"T {track}" for track in catalog["tracks"]]
+    lines += [f"K {token}" for token in catalog["tokens"]]
+    with (
+        tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script,
+        tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as data,
+    ):
+        script.write(_USERS_LUA)
+        data.write("\n".join(lines) + "\n")
+    try:
+        completed = subprocess.run(
+            [
+                "wrk",
+                "-t2",
+                f"-c{len(catalog['tokens'])}",
+                f"-d{max(1, round(seconds))}s",
+                "--timeout",
+                "30s",
+                "-s",
+                script.name,
+                url,
+                "--",
+                data.name,
+                MUTATION["album"].replace('"', '\\"'),
+                MUTATION["track"].replace('"', '\\"'),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=seconds + 120,
+        )
+    finally:
+        Path(script.name).unlink(missing_ok=True)
+        Path(data.name).unlink(missing_ok=True)
+    line = next(x for x in completed.stdout.splitlines() if x.startswith("BENCH "))
+    result: dict[str, Any] = json.loads(line.removeprefix("BENCH "))
+    return result
+
+
 @dataclass
 class LoadResult:
     requests: int

@@ -154,6 +154,12 @@ def goals(report: Report) -> list[tuple[str, str, str]]:
     return rows
 
 
+def _users_tool(tool: str, users: int) -> str:
+    if tool == "wrk":
+        return f"wrk, a connection per user, one of the {users} users' tokens per request"
+    return "one Python load-generator process, httpx"
+
+
 def _plot(report: Report) -> None:
     import matplotlib
 
@@ -290,7 +296,7 @@ def render(report: Report) -> str:
     ]
     s = report.sustained
     lines += [
-        f"{s.users} simulated users (one load-generator process, httpx), each adding a random"
+        f"{s.users} simulated users ({_users_tool(s.tool, s.users)}), each adding a random"
         f" album (30%) or track (70%) from {config.albums} albums of 1-120 tracks, then waiting"
         f" a uniform 0-{2 * s.think:g} s; {s.seconds:.0f} s. Loopback TIDAL at"
         f" {config.tidal_latency * 1000:.0f} ms with a token bucket of {config.tidal_rate:g}/s,"
