@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import Self
+from typing import Protocol, Self
 
+from application.ports.scheduling import DispatchBatch
 from application.ports.unit_of_work import LibraryPosition, LibrarySlice
+from domain.ingestion import IngestionRequest
 from domain.library import IngestionProgress, LibraryItem, LibraryItemKind
-from domain.values import CatalogId, LibraryItemId, UserId
+from domain.values import CatalogId, Isrc, LibraryItemId, UserId
 
 
 class FakeClock:
@@ -135,3 +137,89 @@ class FakeUnitOfWorkFactory:
 
     def __call__(self) -> FakeUnitOfWork:
         return FakeUnitOfWork(self.store)
+
+
+class StagedUnitOfWork:
+    """Base of the scheduling use cases' fake units of work: writes are staged and applied by
+    `commit` only, so leaving the block without one writes nothing. Subclasses give it
+    `jobs` and `ledger` fakes that append to `staged`; `committed` counts the commits."""
+
+    def __init__(self) -> None:
+        self.staged: list[Callable[[], None]] = []
+        self.committed = 0
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        return None
+
+    async def commit(self) -> None:
+        for apply in self.staged:
+            apply()
+        self.staged.clear()
+        self.committed += 1
+
+
+class LedgerState(Protocol):
+    ledger: dict[Isrc, str]  # ISRC -> state
+    requests: dict[Isrc, IngestionRequest]
+    recorded_twice: list[Isrc]
+    settled_queries: int
+
+
+class StagedLedger:
+    """The ISRC ledger for the scheduling use cases' fakes: reads see what is committed,
+    writes are staged until the unit of work commits; recording an ISRC twice is noted."""
+
+    def __init__(self, store: LedgerState, staged: list[Callable[[], None]]) -> None:
+        self.store = store
+        self.staged = staged
+
+    async def settled(self, isrcs: Sequence[Isrc], *, now: datetime) -> set[Isrc]:
+        self.store.settled_queries += 1
+        return {i for i in isrcs if i in self.store.ledger}
+
+    async def record_indexed(self, requests: Sequence[IngestionRequest], *, now: datetime) -> None:
+        def apply() -> None:
+            for request in requests:
+                self.store.ledger[request.isrc] = "indexed"
+
+        self.staged.append(apply)
+
+    async def record_requests(
+        self, requests: Sequence[IngestionRequest], *, now: datetime
+    ) -> list[Isrc]:
+        new = [r.isrc for r in requests if r.isrc not in self.store.ledger]
+
+        def apply() -> None:
+            for request in requests:
+                if request.isrc in self.store.ledger:
+                    self.store.recorded_twice.append(request.isrc)
+                    continue
+                self.store.ledger[request.isrc] = "requested"
+                self.store.requests[request.isrc] = request
+
+        self.staged.append(apply)
+        return new
+
+    async def claim_dispatchable(self, *, limit: int, now: datetime) -> DispatchBatch:
+        due = [r for i, r in self.store.requests.items() if self.store.ledger[i] == "requested"]
+        return DispatchBatch(tuple(due[:limit]))
+
+    async def mark_dispatched(self, isrcs: Sequence[Isrc], *, now: datetime) -> None:
+        def apply() -> None:
+            for i in isrcs:
+                self.store.ledger[i] = "dispatched"
+
+        self.staged.append(apply)
+
+    async def defer_dispatch(
+        self, isrcs: Sequence[Isrc], *, reason: str, retry_at: datetime, now: datetime
+    ) -> None:
+        return None

@@ -9,8 +9,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from types import TracebackType
-from typing import Self, cast
+from typing import cast
 
 import pytest
 
@@ -23,7 +22,7 @@ from application.ports.catalog import (
 )
 from application.ports.ingestion_queue import QueueUnavailable
 from application.ports.metrics import NoMetrics
-from application.ports.scheduling import ClaimedJob, DispatchBatch, ItemTrackLink
+from application.ports.scheduling import ClaimedJob, ItemTrackLink
 from application.ports.track_index import IndexedTrack, IndexUnavailable, TrackHit
 from application.ports.unit_of_work import UnitOfWorkFactory
 from application.use_cases.dispatch_pending import DispatchPending, DispatchReport
@@ -36,7 +35,7 @@ from application.use_cases.schedule_ingestion import (
 from domain.ingestion import IngestionRequest
 from domain.library import LibraryItem, LibraryItemKind
 from domain.values import CatalogId, Isrc, LibraryItemId, UserId
-from tests.unit.fakes import FakeClock
+from tests.unit.fakes import FakeClock, StagedLedger, StagedUnitOfWork
 
 PAGE = 20  # TIDAL's page with include=items
 WORKER = "relay-1"
@@ -130,84 +129,21 @@ class Jobs:
         self.staged.append(lambda: self.store.retries.append(reason))
 
 
-class Ledger:
-    def __init__(self, store: Store, staged: list[Callable[[], None]]) -> None:
-        self.store = store
-        self.staged = staged
-
-    async def settled(self, isrcs: Sequence[Isrc], *, now: datetime) -> set[Isrc]:
-        self.store.settled_queries += 1
-        return {i for i in isrcs if i in self.store.ledger}
-
+class Ledger(StagedLedger):
     async def link_tracks(self, item_id: LibraryItemId, links: Sequence[ItemTrackLink]) -> None:
         written = list(links)
         self.staged.append(lambda: self.store.link_writes.append(written))
 
-    async def record_indexed(self, requests: Sequence[IngestionRequest], *, now: datetime) -> None:
-        def apply() -> None:
-            for request in requests:
-                self.store.ledger[request.isrc] = "indexed"
 
-        self.staged.append(apply)
-
-    async def record_requests(
-        self, requests: Sequence[IngestionRequest], *, now: datetime
-    ) -> list[Isrc]:
-        new = [r for r in requests if r.isrc not in self.store.ledger]
-
-        def apply() -> None:
-            for request in requests:
-                if request.isrc in self.store.ledger:
-                    self.store.recorded_twice.append(request.isrc)
-                    continue
-                self.store.ledger[request.isrc] = "requested"
-                self.store.requests[request.isrc] = request
-
-        self.staged.append(apply)
-        return [r.isrc for r in new]
-
-    async def claim_dispatchable(self, *, limit: int, now: datetime) -> DispatchBatch:
-        due = [r for i, r in self.store.requests.items() if self.store.ledger[i] == "requested"]
-        return DispatchBatch(tuple(due[:limit]))
-
-    async def mark_dispatched(self, isrcs: Sequence[Isrc], *, now: datetime) -> None:
-        def apply() -> None:
-            for i in isrcs:
-                self.store.ledger[i] = "dispatched"
-
-        self.staged.append(apply)
-
-    async def defer_dispatch(
-        self, isrcs: Sequence[Isrc], *, reason: str, retry_at: datetime, now: datetime
-    ) -> None:
-        return None
-
-
-class UnitOfWork:
-    """Writes are staged and applied by commit only, so leaving the block without one
-    writes nothing."""
-
+class UnitOfWork(StagedUnitOfWork):
     def __init__(self, store: Store) -> None:
+        super().__init__()
         self.store = store
-        self.staged: list[Callable[[], None]] = []
         self.jobs = Jobs(store, self.staged)
         self.ledger = Ledger(store, self.staged)
 
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        return None
-
     async def commit(self) -> None:
-        for apply in self.staged:
-            apply()
-        self.staged.clear()
+        await super().commit()
         self.store.commits += 1
 
 

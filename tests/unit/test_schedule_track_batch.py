@@ -8,8 +8,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from types import TracebackType
-from typing import Self, cast
+from typing import cast
 
 import pytest
 
@@ -17,7 +16,6 @@ from application.ports.catalog import CatalogTrack, CatalogUnavailable
 from application.ports.ingestion_queue import QueueUnavailable
 from application.ports.scheduling import (
     ClaimedJob,
-    DispatchBatch,
     ItemDescription,
     ItemTrackLink,
 )
@@ -32,7 +30,7 @@ from application.use_cases.schedule_track_batch import (
 from domain.ingestion import IngestionRequest
 from domain.library import LibraryItem, LibraryItemKind
 from domain.values import CatalogId, Isrc, LibraryItemId, UserId
-from tests.unit.fakes import FakeClock
+from tests.unit.fakes import FakeClock, StagedLedger, StagedUnitOfWork
 
 WORKER = "relay-1"
 ENQUEUED = datetime(2026, 1, 1, tzinfo=UTC)
@@ -145,84 +143,21 @@ class Jobs:
                 job.status, job.locked_by, job.last_error = status, None, error
 
 
-class Ledger:
-    def __init__(self, store: Store, staged: list[Callable[[], None]]) -> None:
-        self.store = store
-        self.staged = staged
-
-    async def settled(self, isrcs: Sequence[Isrc], *, now: datetime) -> set[Isrc]:
-        self.store.settled_queries += 1
-        return {i for i in isrcs if i in self.store.ledger}
-
+class Ledger(StagedLedger):
     async def link_many(self, links: Mapping[LibraryItemId, Sequence[ItemTrackLink]]) -> None:
         written = {item_id: list(item_links) for item_id, item_links in links.items()}
         self.staged.append(lambda: self.store.links.update(written))
 
-    async def record_indexed(self, requests: Sequence[IngestionRequest], *, now: datetime) -> None:
-        def apply() -> None:
-            for request in requests:
-                self.store.ledger[request.isrc] = "indexed"
 
-        self.staged.append(apply)
-
-    async def record_requests(
-        self, requests: Sequence[IngestionRequest], *, now: datetime
-    ) -> list[Isrc]:
-        new = [r.isrc for r in requests if r.isrc not in self.store.ledger]
-
-        def apply() -> None:
-            for request in requests:
-                if request.isrc in self.store.ledger:
-                    self.store.recorded_twice.append(request.isrc)
-                    continue
-                self.store.ledger[request.isrc] = "requested"
-                self.store.requests[request.isrc] = request
-
-        self.staged.append(apply)
-        return new
-
-    async def claim_dispatchable(self, *, limit: int, now: datetime) -> DispatchBatch:
-        due = [r for i, r in self.store.requests.items() if self.store.ledger[i] == "requested"]
-        return DispatchBatch(tuple(due[:limit]))
-
-    async def mark_dispatched(self, isrcs: Sequence[Isrc], *, now: datetime) -> None:
-        def apply() -> None:
-            for i in isrcs:
-                self.store.ledger[i] = "dispatched"
-
-        self.staged.append(apply)
-
-    async def defer_dispatch(
-        self, isrcs: Sequence[Isrc], *, reason: str, retry_at: datetime, now: datetime
-    ) -> None:
-        return None
-
-
-class UnitOfWork:
-    """Writes are staged and applied by commit only, so leaving the block without one writes
-    nothing."""
-
+class UnitOfWork(StagedUnitOfWork):
     def __init__(self, store: Store) -> None:
+        super().__init__()
         self.store = store
-        self.staged: list[Callable[[], None]] = []
         self.jobs = Jobs(store, self.staged)
         self.ledger = Ledger(store, self.staged)
 
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        return None
-
     async def commit(self) -> None:
-        for apply in self.staged:
-            apply()
-        self.staged.clear()
+        await super().commit()
         self.store.commits += 1
 
 
