@@ -40,9 +40,9 @@ MUTATION = {
 }
 SUCCESS = "AddToLibrarySuccess"
 
-# wrk's Lua: one counter per thread, ids spaced 10^8 apart per thread; a response counts as
-# failed unless it is a 200 whose body names the success type. `done` prints one JSON line.
-_LUA = r"""
+# wrk's Lua, shared by both scripts: each thread numbered and kept, a response counted as failed
+# unless it is a 200 whose body names the success type, and `totals` for `done`.
+_LUA_THREADS = r"""
 local threads = {}
 local next_tid = 0
 function setup(thread)
@@ -50,8 +50,26 @@ function setup(thread)
   thread:set("tid", next_tid)
   table.insert(threads, thread)
 end
-local counter = 0
 failed = 0
+function response(status, hdrs, body)
+  if status ~= 200 or not string.find(body, "AddToLibrarySuccess", 1, true) then
+    failed = failed + 1
+  end
+end
+function totals(summary)
+  local f = 0
+  for _, t in ipairs(threads) do f = f + (t:get("failed") or 0) end
+  local e = summary.errors
+  return f, e.connect + e.read + e.write + e.timeout
+end
+"""
+
+# wrk's Lua: one counter per thread, ids spaced 10^8 apart per thread; a response counts as
+# failed unless it is a 200 whose body names the success type. `done` prints one JSON line.
+_LUA = (
+    _LUA_THREADS
+    + r"""
+local counter = 0
 function init(args)
   token = args[1]
   query = args[2]
@@ -72,38 +90,26 @@ function request()
   local body = '{"query":"' .. query .. '","variables":{"id":"' .. string.format("%d", id) .. '"}}'
   return wrk.format("POST", nil, headers, body)
 end
-function response(status, hdrs, body)
-  if status ~= 200 or not string.find(body, "AddToLibrarySuccess", 1, true) then
-    failed = failed + 1
-  end
-end
 function done(summary, latency, requests)
-  local f = 0
-  for _, t in ipairs(threads) do f = f + (t:get("failed") or 0) end
-  local e = summary.errors
+  local f, errors = totals(summary)
   io.write(string.format(
     'BENCH {"requests":%d,"seconds":%.6f,"p50_ms":%.3f,"p95_ms":%.3f,"p99_ms":%.3f,' ..
     '"failed":%d,"socket_errors":%d}\n',
     summary.requests, summary.duration / 1e6, latency:percentile(50) / 1000,
     latency:percentile(95) / 1000, latency:percentile(99) / 1000, f,
-    e.connect + e.read + e.write + e.timeout))
+    errors))
 end
 """
+)
 
 
 # wrk's Lua for the sustained run's users: each connection is a user who adds a random album
 # (probability `album_share`) or track with one of the users' tokens, then thinks a uniform
 # 0 to 2 x `think` seconds (wrk's `delay`, not counted in the latency). The catalogue comes
 # from a file of lines "think <s>", "albums <share>", "A <id>", "T <id>", "K <token>".
-_USERS_LUA = r"""
-local threads = {}
-local next_tid = 0
-function setup(thread)
-  next_tid = next_tid + 1
-  thread:set("tid", next_tid)
-  table.insert(threads, thread)
-end
-failed = 0
+_USERS_LUA = (
+    _LUA_THREADS
+    + r"""
 function init(args)
   math.randomseed(os.time() * 100 + tid)
   albums, tracks, tokens = {}, {}, {}
@@ -135,23 +141,17 @@ end
 function delay()
   return math.random() * 2 * think * 1000
 end
-function response(status, hdrs, body)
-  if status ~= 200 or not string.find(body, "AddToLibrarySuccess", 1, true) then
-    failed = failed + 1
-  end
-end
 function done(summary, latency, requests)
-  local f = 0
-  for _, t in ipairs(threads) do f = f + (t:get("failed") or 0) end
-  local e = summary.errors
+  local f, errors = totals(summary)
   io.write(string.format(
     'BENCH {"adds":%d,"seconds":%.6f,"p50_ms":%.3f,"p99_ms":%.3f,"max_ms":%.3f,' ..
     '"failed":%d,"errors":%d}\n',
     summary.requests, summary.duration / 1e6, latency:percentile(50) / 1000,
     latency:percentile(99) / 1000, latency.max / 1000, f,
-    e.connect + e.read + e.write + e.timeout))
+    errors))
 end
 """
+)
 
 
 def run_users_with_wrk(
