@@ -534,6 +534,28 @@ mutation Add($id: ID!) { addTrackToLibrary(trackId: $id) {
   ... on AddToLibrarySuccess { item { id } alreadyInLibrary } } }"""
 
 
+def singles(tidal: LoopbackTidal, first_id: int, isrcs: list[str]) -> list[str]:
+    """One single-track release per ISRC, with consecutive track ids from `first_id`."""
+    track_ids = [str(first_id + number) for number in range(len(isrcs))]
+    for number, (track_id, isrc) in enumerate(zip(track_ids, isrcs, strict=True)):
+        tidal.add_track(LoopbackTrack(id=track_id, title=f"Single {number}", isrc=isrc))
+    return track_ids
+
+
+async def added_while_no_relay_runs(
+    app: FastAPI, user: GraphQLClient, track_ids: list[str]
+) -> list[str]:
+    """The tracks' item ids, added with the app's relay stopped, so that one claim of the next
+    relay takes them all."""
+    await (await resolved(app.state.container.relay())).stop()
+    items = []
+    for track_id in track_ids:
+        answer = await user(ADD_TRACK, {"id": track_id})
+        assert "errors" not in answer, answer
+        items.append(str(answer["data"]["addTrackToLibrary"]["item"]["id"]))
+    return items
+
+
 async def test_track_jobs_claimed_together_are_scheduled_as_one_batch(
     app: FastAPI,
     as_user: Callable[[str], GraphQLClient],
@@ -543,19 +565,10 @@ async def test_track_jobs_claimed_together_are_scheduled_as_one_batch(
     # Eight tracks, two of them sharing an ISRC, and a ninth TIDAL does not know.
     isrcs = isrc_range("QZBTC26", 1, 8)
     isrcs[7] = isrcs[0]
-    for number, isrc in enumerate(isrcs):
-        tidal.add_track(
-            LoopbackTrack(id=str(700_001 + number), title=f"Single {number}", isrc=isrc)
-        )
+    track_ids = singles(tidal, 700_001, isrcs)
     unknown = "799999"
-    # Added while no relay runs, so that one claim takes them all.
-    await (await resolved(app.state.container.relay())).stop()
     alice = as_user("alice")
-    items = []
-    for track_id in [*(str(700_001 + number) for number in range(8)), unknown]:
-        answer = await alice(ADD_TRACK, {"id": track_id})
-        assert "errors" not in answer, answer
-        items.append(str(answer["data"]["addTrackToLibrary"]["item"]["id"]))
+    items = await added_while_no_relay_runs(app, alice, [*track_ids, unknown])
 
     relay = await new_relay(app)
     await relay.start()
@@ -584,16 +597,8 @@ async def test_a_relay_stopped_mid_batch_hands_every_lease_back_and_the_next_fin
     inngest: LoopbackInngest,
 ) -> None:
     isrcs = isrc_range("QZBST26", 1, 5)
-    for number, isrc in enumerate(isrcs):
-        tidal.add_track(
-            LoopbackTrack(id=str(710_001 + number), title=f"Single {number}", isrc=isrc)
-        )
-    await (await resolved(app.state.container.relay())).stop()
     alice = as_user("alice")
-    items = []
-    for number in range(5):
-        answer = await alice(ADD_TRACK, {"id": str(710_001 + number)})
-        items.append(str(answer["data"]["addTrackToLibrary"]["item"]["id"]))
+    items = await added_while_no_relay_runs(app, alice, singles(tidal, 710_001, isrcs))
     tidal.switches.latency = 5.0  # the batch waits on its catalogue lookup while it is stopped
 
     first = await new_relay(app)
