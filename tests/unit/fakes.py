@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Protocol, Self
 
+from application.ports.ingestion_queue import QueueUnavailable
 from application.ports.scheduling import DispatchBatch
+from application.ports.track_index import IndexedTrack, IndexUnavailable, TrackHit
 from application.ports.unit_of_work import LibraryPosition, LibrarySlice
 from domain.ingestion import IngestionRequest
 from domain.library import IngestionProgress, LibraryItem, LibraryItemKind
@@ -223,3 +226,53 @@ class StagedLedger:
         self, isrcs: Sequence[Isrc], *, reason: str, retry_at: datetime, now: datetime
     ) -> None:
         return None
+
+
+class FakeIndex:
+    """The search index: `held` ISRCs are indexed, `up` False refuses, `calls` notes the
+    size of each lookup, `before_answer` (sync or async) runs inside each lookup."""
+
+    def __init__(self, held: set[Isrc] | None = None) -> None:
+        self.held = held or set()
+        self.up = True
+        self.calls: list[int] = []  # the size of each call
+        self.before_answer: Callable[[], object] | None = None
+
+    async def indexed(self, isrcs: Sequence[Isrc]) -> set[Isrc]:
+        self.calls.append(len(isrcs))
+        if self.before_answer is not None:
+            waited = self.before_answer()
+            if asyncio.iscoroutine(waited):
+                await waited
+        if not self.up:
+            raise IndexUnavailable("the index is down")
+        return {i for i in isrcs if i in self.held}
+
+    async def upsert(self, track: IndexedTrack, vector: Sequence[float]) -> None:
+        return None
+
+    async def search(self, vector: Sequence[float], limit: int) -> list[TrackHit]:
+        return []
+
+
+class FakeQueue:
+    """The ingestion queue: `up` False refuses (QueueUnavailable), `failure` is raised as
+    it is, `sends` keeps each batch."""
+
+    max_batch = 500
+
+    def __init__(self) -> None:
+        self.sends: list[list[IngestionRequest]] = []
+        self.up = True
+        self.failure: Exception | None = None  # raised as it is, unlike a refusal
+
+    async def send(self, requests: Sequence[IngestionRequest]) -> None:
+        if self.failure is not None:
+            raise self.failure
+        if not self.up:
+            raise QueueUnavailable("the queue is down")
+        self.sends.append(list(requests))
+
+    @property
+    def events(self) -> list[Isrc]:
+        return [request.isrc for batch in self.sends for request in batch]

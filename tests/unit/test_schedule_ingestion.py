@@ -20,10 +20,8 @@ from application.ports.catalog import (
     CatalogTrack,
     CatalogUnavailable,
 )
-from application.ports.ingestion_queue import QueueUnavailable
 from application.ports.metrics import NoMetrics
 from application.ports.scheduling import ClaimedJob, ItemTrackLink
-from application.ports.track_index import IndexedTrack, IndexUnavailable, TrackHit
 from application.ports.unit_of_work import UnitOfWorkFactory
 from application.use_cases.dispatch_pending import DispatchPending, DispatchReport
 from application.use_cases.schedule_ingestion import (
@@ -36,6 +34,8 @@ from domain.ingestion import IngestionRequest
 from domain.library import LibraryItem, LibraryItemKind
 from domain.values import CatalogId, Isrc, LibraryItemId, UserId
 from tests.unit.fakes import FakeClock, StagedLedger, StagedUnitOfWork
+from tests.unit.fakes import FakeIndex as Index
+from tests.unit.fakes import FakeQueue as Queue
 
 PAGE = 20  # TIDAL's page with include=items
 WORKER = "relay-1"
@@ -183,47 +183,6 @@ class Catalog:
                 yield AlbumPage(header, chunk, is_last=number == self.pages - 1)
         finally:
             self.closed = True
-
-
-class Index:
-    def __init__(self, held: set[Isrc] | None = None) -> None:
-        self.held = held or set()
-        self.up = True
-        self.calls: list[int] = []  # the size of each call
-        self.before_answer: Callable[[], object] | None = None
-
-    async def indexed(self, isrcs: Sequence[Isrc]) -> set[Isrc]:
-        self.calls.append(len(isrcs))
-        if self.before_answer is not None:
-            waited = self.before_answer()
-            if asyncio.iscoroutine(waited):
-                await waited
-        if not self.up:
-            raise IndexUnavailable("the index is down")
-        return {i for i in isrcs if i in self.held}
-
-    async def upsert(self, track: IndexedTrack, vector: Sequence[float]) -> None:
-        return None
-
-    async def search(self, vector: Sequence[float], limit: int) -> list[TrackHit]:
-        return []
-
-
-class Queue:
-    max_batch = 500
-
-    def __init__(self) -> None:
-        self.sends: list[list[IngestionRequest]] = []
-        self.up = True
-
-    async def send(self, requests: Sequence[IngestionRequest]) -> None:
-        if not self.up:
-            raise QueueUnavailable("the queue is down")
-        self.sends.append(list(requests))
-
-    @property
-    def events(self) -> list[Isrc]:
-        return [request.isrc for batch in self.sends for request in batch]
 
 
 @dataclass

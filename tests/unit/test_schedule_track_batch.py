@@ -13,13 +13,11 @@ from typing import cast
 import pytest
 
 from application.ports.catalog import CatalogTrack, CatalogUnavailable
-from application.ports.ingestion_queue import QueueUnavailable
 from application.ports.scheduling import (
     ClaimedJob,
     ItemDescription,
     ItemTrackLink,
 )
-from application.ports.track_index import IndexedTrack, IndexUnavailable, TrackHit
 from application.ports.unit_of_work import UnitOfWorkFactory
 from application.use_cases.dispatch_pending import DispatchPending, DispatchReport
 from application.use_cases.schedule_common import JOB_RETRY_BASE, JobOutcome
@@ -31,6 +29,8 @@ from domain.ingestion import IngestionRequest
 from domain.library import LibraryItem, LibraryItemKind
 from domain.values import CatalogId, Isrc, LibraryItemId, UserId
 from tests.unit.fakes import FakeClock, StagedLedger, StagedUnitOfWork
+from tests.unit.fakes import FakeIndex as Index
+from tests.unit.fakes import FakeQueue as Queue
 
 WORKER = "relay-1"
 ENQUEUED = datetime(2026, 1, 1, tzinfo=UTC)
@@ -172,45 +172,6 @@ class Catalog:
         if self.failure is not None:
             raise self.failure
         return {i: self.known[i] for i in track_ids if i in self.known}
-
-
-class Index:
-    def __init__(self) -> None:
-        self.held: set[Isrc] = set()
-        self.up = True
-        self.calls: list[int] = []
-
-    async def indexed(self, isrcs: Sequence[Isrc]) -> set[Isrc]:
-        self.calls.append(len(isrcs))
-        if not self.up:
-            raise IndexUnavailable("the index is down")
-        return {i for i in isrcs if i in self.held}
-
-    async def upsert(self, track: IndexedTrack, vector: Sequence[float]) -> None:
-        return None
-
-    async def search(self, vector: Sequence[float], limit: int) -> list[TrackHit]:
-        return []
-
-
-class Queue:
-    max_batch = 500
-
-    def __init__(self) -> None:
-        self.sends: list[list[IngestionRequest]] = []
-        self.up = True
-        self.failure: Exception | None = None  # raised as it is, unlike a refusal
-
-    async def send(self, requests: Sequence[IngestionRequest]) -> None:
-        if self.failure is not None:
-            raise self.failure
-        if not self.up:
-            raise QueueUnavailable("the queue is down")
-        self.sends.append(list(requests))
-
-    @property
-    def events(self) -> list[Isrc]:
-        return [request.isrc for batch in self.sends for request in batch]
 
 
 class Metrics:
