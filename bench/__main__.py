@@ -33,7 +33,6 @@ import httpx
 from adapters.auth.jwt_tokens import JwtAuthenticator, JwtSettings
 from bench import harness, load
 from bench.report import Report, write_report
-from bench.scheduling_latency import TimedInngest
 from tests.support.loopback_qdrant import LoopbackQdrant
 from tests.support.loopback_tidal import generated_album
 
@@ -75,7 +74,7 @@ def _token(user: str) -> str:
 
 
 def _loopback_env(
-    tidal: harness.RateLimitedTidal, inngest: TimedInngest, qdrant: LoopbackQdrant
+    tidal: harness.RateLimitedTidal, inngest: harness.TimedInngest, qdrant: LoopbackQdrant
 ) -> dict[str, str]:
     return {
         "TIDAL_CLIENT_ID": tidal.client_id,
@@ -199,7 +198,7 @@ async def _schedule_one(
     album_id: str,
     isrcs: list[str],
     tidal: harness.RateLimitedTidal,
-    inngest: TimedInngest,
+    inngest: harness.TimedInngest,
     qdrant: LoopbackQdrant,
     expect_events: bool,
 ) -> Schedule:
@@ -257,7 +256,7 @@ async def measure_scheduling(
     database_url: str,
     service_url: str,
     tidal: harness.RateLimitedTidal,
-    inngest: TimedInngest,
+    inngest: harness.TimedInngest,
     qdrant: LoopbackQdrant,
 ) -> list[SchedulingRow]:
     rows: list[SchedulingRow] = []
@@ -386,7 +385,7 @@ def measure_sustained(
     database_url: str,
     service: harness.Process,
     tidal: harness.RateLimitedTidal,
-    inngest: TimedInngest,
+    inngest: harness.TimedInngest,
     qdrant: LoopbackQdrant,
 ) -> Sustained:
     albums = [
@@ -517,7 +516,7 @@ class Rig:
     database_where: str
     data_dir: Path
     tidal: harness.RateLimitedTidal
-    inngest: TimedInngest
+    inngest: harness.TimedInngest
     qdrant: LoopbackQdrant
 
     @property
@@ -563,7 +562,7 @@ class Rig:
 
 @contextlib.contextmanager
 def _rig(config: Config) -> Iterator[Rig]:
-    inngest = TimedInngest()
+    inngest = harness.TimedInngest()
     qdrant = LoopbackQdrant(collection="tracks")
     with (
         harness.scratch_database() as (database_url, database_where),

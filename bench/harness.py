@@ -27,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from adapters.postgres.database import EmbeddedPostgres
+from tests.support.loopback_inngest import LoopbackInngest, ReceivedEvent
 from tests.support.loopback_tidal import JSON_API, LoopbackTidal
 from tests.support.scratch_database import (
     asyncpg_dsn,
@@ -282,6 +283,23 @@ class RateLimitedTidal(LoopbackTidal):
                 body = json.dumps({"errors": [{"detail": "Rate limit exceeded"}]})
                 return Response(body, status_code=429, media_type=JSON_API, headers=headers)
         return await super()._admit(request, endpoint)
+
+
+class TimedInngest(LoopbackInngest):
+    """The loopback Event API, noting the wall-clock time each event id was first accepted."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.accepted_at: dict[str, float] = {}
+        self._times = threading.Lock()
+
+    def _publish(self, events: list[ReceivedEvent]) -> list[str]:
+        ids = super()._publish(events)
+        now = time.time()
+        with self._times:
+            for event in events:
+                self.accepted_at.setdefault(event.id, now)
+        return ids
 
 
 def machine() -> dict[str, Any]:
