@@ -3,7 +3,6 @@ wake-up, in one round trip and one implicit transaction (ADR 0016)."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -99,8 +98,6 @@ class PostgresLibraryAdditions:
         try:
             async with self._pool.acquire(timeout=timeout) as connection:
                 yield connection
-        except asyncio.CancelledError:
-            raise
         except _CONNECTIVITY_ERRORS as error:
             raise StorageUnavailable(
                 f"the database is unreachable: {type(error).__name__}"
