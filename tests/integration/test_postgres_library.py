@@ -278,7 +278,7 @@ async def test_a_connection_lost_inside_the_unit_of_work_raises_storage_unavaila
     assert await _count(engine, "library_items") == 1
 
 
-async def test_an_add_on_a_connection_the_server_ended_raises_storage_unavailable(
+async def test_an_add_on_a_connection_the_server_ended_is_storage_unavailable_or_reconnects(
     engine: AsyncEngine, database_url: str
 ) -> None:
     from application.ports.unit_of_work import StorageUnavailable
@@ -291,10 +291,18 @@ async def test_an_add_on_a_connection_the_server_ended_raises_storage_unavailabl
             await other.execute(text(f"SELECT pg_terminate_backend({backend})"))
         additions = PostgresLibraryAdditions(pool)
 
-        with pytest.raises(StorageUnavailable):
-            await additions.add(_item("alice", "1", T0))
-        # The pool drops the dead connection: the next add opens a new one and succeeds.
-        _, created = await additions.add(_item("alice", "1", T0))
-        assert created
+        # Whether the pool notices the ended connection before the add depends on when the
+        # server's goodbye is read: the add then either reconnects or answers
+        # StorageUnavailable. No driver error may escape, and the next add must succeed.
+        outcomes = []
+        for _ in range(2):
+            try:
+                _, created = await additions.add(_item("alice", "1", T0))
+            except StorageUnavailable:
+                outcomes.append("unavailable")
+            else:
+                outcomes.append("created" if created else "already there")
+        assert outcomes in (["unavailable", "created"], ["created", "already there"])
+        assert await _count(engine, "library_items") == 1
     finally:
         await pool.close()
