@@ -65,14 +65,9 @@ def _serve(host: str, port: int) -> int:
     import uvicorn
 
     from entrypoints.app import create_app
+    from entrypoints.server import server_config
 
-    uvicorn.run(
-        create_app(),
-        host=host,
-        port=port,
-        log_config=None,  # our structlog configuration stays in charge
-        timeout_graceful_shutdown=10,
-    )
+    uvicorn.Server(server_config(create_app(), host=host, port=port)).run()
     return EXIT_OK
 
 

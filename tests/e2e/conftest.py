@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 from dependency_injector import providers
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -16,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from adapters.auth.jwt_tokens import JwtAuthenticator, JwtSettings
 from entrypoints.app import create_app
 from entrypoints.container import Container
+from entrypoints.server import server_config
 from entrypoints.settings import Settings
 
 JWT_SECRET = "test-secret-that-is-long-enough-0123456789"
@@ -87,3 +90,24 @@ def as_user(client: httpx.AsyncClient, token_for: Callable[..., str]) -> Callabl
         return GraphQLClient(client, token_for(user_id))
 
     return make
+
+
+@pytest.fixture
+async def live_server(app: FastAPI) -> AsyncIterator[str]:
+    """The app served by uvicorn on a loopback port, configured as `libingest serve` configures
+    it: for what only a real server shows (header limits, status codes on the wire, outside
+    tools such as the graphql-http audit). Yields the base URL."""
+    config = server_config(app, host="127.0.0.1", port=0)
+    config.lifespan = "off"  # the `app` fixture has entered the lifespan already
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve())
+    while not server.started:
+        if serving.done():
+            serving.result()  # raises what stopped it
+        await asyncio.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await serving
