@@ -1,4 +1,4 @@
-"""Prometheus metrics: the scheduling counters, TIDAL calls, and ledger rows by state."""
+"""Prometheus metrics: the scheduling counters and ledger rows by state."""
 
 from __future__ import annotations
 
@@ -45,12 +45,6 @@ class PrometheusMetrics:
         self.dispatch_failures = Counter(
             "libingest_dispatch_failures", "Batches the queue refused", registry=self.registry
         )
-        self.tidal_calls = Counter(
-            "libingest_tidal_requests",
-            "Requests sent to TIDAL's API",
-            ["outcome"],
-            registry=self.registry,
-        )
         self.ledger_rows = Gauge(
             "libingest_ledger_rows",
             "ISRC ledger rows by state (read at scrape time)",
@@ -76,9 +70,6 @@ class PrometheusMetrics:
 
     def dispatch_failed(self) -> None:
         self.dispatch_failures.inc()
-
-    def tidal_request(self, outcome: str) -> None:
-        self.tidal_calls.labels(outcome=outcome).inc()
 
     def set_ledger_rows(self, counts: dict[str, int]) -> None:
         for state in ("requested", "dispatched", "indexed", "failed"):

@@ -29,24 +29,6 @@ class PostgresLibraryRepository:
         )
         return row_to_item(row) if row is not None else None
 
-    async def find(
-        self, user_id: UserId, kind: LibraryItemKind, catalog_id: CatalogId
-    ) -> LibraryItem | None:
-        row = (
-            (
-                await self._connection.execute(
-                    select(library_items).where(
-                        library_items.c.user_id == user_id,
-                        library_items.c.kind == kind.value,
-                        library_items.c.catalog_id == catalog_id.value,
-                    )
-                )
-            )
-            .mappings()
-            .first()
-        )
-        return row_to_item(row) if row is not None else None
-
     async def remove(self, user_id: UserId, item_id: LibraryItemId) -> bool:
         result = await self._connection.execute(
             library_items.delete()

@@ -12,7 +12,7 @@ from typing import Protocol, Self
 from application.ports.scheduling import IsrcLedger, SchedulingJobs
 from domain.errors import DomainError
 from domain.library import IngestionProgress, LibraryItem, LibraryItemKind
-from domain.values import CatalogId, LibraryItemId, UserId
+from domain.values import LibraryItemId, UserId
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,10 +41,6 @@ class LibraryRepository(Protocol):
     of work commits."""
 
     async def get(self, user_id: UserId, item_id: LibraryItemId) -> LibraryItem | None: ...
-
-    async def find(
-        self, user_id: UserId, kind: LibraryItemKind, catalog_id: CatalogId
-    ) -> LibraryItem | None: ...
 
     async def remove(self, user_id: UserId, item_id: LibraryItemId) -> bool:
         """Delete the item and, with it, its scheduling job; True when it existed and belonged

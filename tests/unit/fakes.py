@@ -14,7 +14,7 @@ from application.ports.track_index import IndexedTrack, IndexUnavailable, TrackH
 from application.ports.unit_of_work import LibraryPosition, LibrarySlice
 from domain.ingestion import IngestionRequest
 from domain.library import IngestionProgress, LibraryItem, LibraryItemKind
-from domain.values import CatalogId, Isrc, LibraryItemId, UserId
+from domain.values import Isrc, LibraryItemId, UserId
 
 
 class FakeClock:
@@ -42,18 +42,6 @@ class FakeLibrary:
     async def get(self, user_id: UserId, item_id: LibraryItemId) -> LibraryItem | None:
         item = self.items.get(item_id)
         return item if item is not None and item.user_id == user_id else None
-
-    async def find(
-        self, user_id: UserId, kind: LibraryItemKind, catalog_id: CatalogId
-    ) -> LibraryItem | None:
-        return next(
-            (
-                item
-                for item in self.items.values()
-                if (item.user_id, item.kind, item.catalog_id) == (user_id, kind, catalog_id)
-            ),
-            None,
-        )
 
     async def remove(self, user_id: UserId, item_id: LibraryItemId) -> bool:
         if await self.get(user_id, item_id) is None:
