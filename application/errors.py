@@ -1,11 +1,23 @@
-"""Errors the use cases raise on purpose; the entrypoints map each to their transport."""
+"""The two families of errors raised on purpose (ADR 0025), which the entrypoints map each to
+their transport:
+
+- the caller's mistakes: `DomainError` (domain/errors.py) and its `ApplicationError`s here.
+  The request as sent is refused; the caller must change it (or, over a quota, slow down).
+- a dependency down: `DependencyUnavailable`, raised by the ports' adapters (the database,
+  the search index, the catalogue, the queue). Not the caller's fault; asking again later may
+  succeed, and nothing was half done."""
 
 from domain.errors import DomainError, InvalidLibraryItemId
 from domain.values import LibraryItemId, parse_library_item_id
 
 
+class DependencyUnavailable(Exception):
+    """Base of every error that says a dependency could not serve the call now. Each port names
+    its own (StorageUnavailable, IndexUnavailable, CatalogUnavailable, QueueUnavailable)."""
+
+
 class ApplicationError(DomainError):
-    """Base of the use cases' expected errors."""
+    """Base of the use cases' expected errors: the caller's mistakes a use case detects."""
 
 
 class LibraryItemNotFound(ApplicationError):
@@ -41,3 +53,22 @@ class InvalidSearch(ApplicationError):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class AddRateLimited(ApplicationError):
+    """The user has used up their adds for now (ADR 0022); nothing was written."""
+
+    def __init__(self, retry_after_seconds: float) -> None:
+        super().__init__(f"too many adds; retry in {retry_after_seconds:.3f} s")
+        self.retry_after_seconds = retry_after_seconds
+
+
+class TooManyPendingAdds(ApplicationError):
+    """The user already has `limit` items waiting to be scheduled (ADR 0022); nothing was
+    written. Adds are accepted again as their scheduling finishes."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"{limit} added items are still waiting to be scheduled; retry when some are done"
+        )
+        self.limit = limit

@@ -9,36 +9,59 @@ from contextlib import asynccontextmanager
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
+from adapters.postgres.database import LOST_DATABASE
 from adapters.postgres.tables import SCHEDULING_CHANNEL
+from application.errors import TooManyPendingAdds
 from application.ports.unit_of_work import StorageUnavailable
 from domain.library import LibraryItem, LibraryItemKind, SchedulingStatus
 from domain.values import CatalogId, LibraryItemId, UserId
+
+# The add statement's answers.
+_CREATED, _EXISTING, _REFUSED = "created", "existing", "refused"
+# No cap, as a LIMIT: more pending jobs than one user could ever have.
+_UNCAPPED = 2**31 - 1
 
 # One statement is one transaction: the item, its job and the NOTIFY commit together or not at
 # all, with no BEGIN/COMMIT round trips. The job is inserted only from the row the item insert
 # returned, so a re-add writes nothing. The second branch answers a re-add with the stored row;
 # it reads the statement's snapshot, so a row committed by a concurrent add after the snapshot
 # was taken (ON CONFLICT waited for it) is not visible here: `add` then reads it afresh.
+# The item is inserted only while its owner has fewer than $8 pending jobs (ADR 0022), counted
+# from a partial index and never past $8 entries; the third branch answers such a refusal,
+# unless the item is already there (a re-add writes no job, so the cap does not apply to it).
 _ADD = f"""
-WITH inserted AS (
+WITH quota AS (
+    SELECT count(*) < $8 AS open FROM (
+        SELECT FROM scheduling_jobs
+        WHERE user_id = $2 AND status = '{SchedulingStatus.PENDING.value}'
+        LIMIT $8
+    ) AS pending
+), inserted AS (
     INSERT INTO library_items (id, user_id, kind, catalog_id, added_at, title, artist_names)
-    VALUES ($1, $2, $3, $4, $5, $6, $7)
+    SELECT $1::uuid, $2::text, $3::text, $4::text, $5::timestamptz, $6::text, $7::text[]
+    FROM quota WHERE quota.open
     ON CONFLICT ON CONSTRAINT uq_library_items_owner_item DO NOTHING
     RETURNING id
 ), job AS (
     INSERT INTO scheduling_jobs
-        (library_item_id, status, attempts, run_after, created_at, updated_at)
-    SELECT id, '{SchedulingStatus.PENDING.value}', 0, $5, $5, $5 FROM inserted
+        (library_item_id, user_id, status, attempts, run_after, created_at, updated_at)
+    SELECT id, $2, '{SchedulingStatus.PENDING.value}', 0, $5, $5, $5 FROM inserted
     RETURNING library_item_id
 )
-SELECT true AS created, library_item_id AS id, NULL::timestamptz AS added_at,
+SELECT '{_CREATED}' AS outcome, library_item_id AS id, NULL::timestamptz AS added_at,
        NULL::text AS title, NULL::text[] AS artist_names,
        pg_notify('{SCHEDULING_CHANNEL}', library_item_id::text)::text AS woken
 FROM job
 UNION ALL
-SELECT false, id, added_at, title, artist_names, NULL
+SELECT '{_EXISTING}', id, added_at, title, artist_names, NULL
 FROM library_items
 WHERE user_id = $2 AND kind = $3 AND catalog_id = $4 AND NOT EXISTS (SELECT FROM inserted)
+UNION ALL
+SELECT '{_REFUSED}', NULL, NULL, NULL, NULL, NULL
+FROM quota
+WHERE NOT quota.open AND NOT EXISTS (
+    SELECT FROM library_items WHERE user_id = $2 AND kind = $3 AND catalog_id = $4
+)
 """
 
 _FIND = """
@@ -46,27 +69,15 @@ SELECT id, added_at, title, artist_names FROM library_items
 WHERE user_id = $1 AND kind = $2 AND catalog_id = $3
 """
 
-# What losing (or never reaching) the server looks like through asyncpg and its pool.
-_CONNECTIVITY_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,
-    TimeoutError,
-    asyncpg.exceptions.ConnectionDoesNotExistError,
-    asyncpg.exceptions.CannotConnectNowError,
-    asyncpg.exceptions.AdminShutdownError,
-    asyncpg.exceptions.ConnectionFailureError,
-    asyncpg.exceptions.TooManyConnectionsError,
-    asyncpg.exceptions.InterfaceError,
-    # What a connection the server ended while it sat in the pool may raise on its next use.
-    asyncpg.exceptions.InternalClientError,
-)
-
 
 class PostgresLibraryAdditions:
     def __init__(self, pool: asyncpg.Pool, *, acquire_timeout: float = 5.0) -> None:
         self._pool = pool
         self._acquire_timeout = acquire_timeout
 
-    async def add(self, item: LibraryItem) -> tuple[LibraryItem, bool]:
+    async def add(
+        self, item: LibraryItem, *, max_pending: int | None = None
+    ) -> tuple[LibraryItem, bool]:
         async with self._connection() as connection:
             row = await connection.fetchrow(
                 _ADD,
@@ -77,6 +88,7 @@ class PostgresLibraryAdditions:
                 item.added_at,
                 item.title,
                 list(item.artist_names),
+                _UNCAPPED if max_pending is None else max_pending,
             )
             if row is None:
                 # Lost the race to a concurrent add committed after this statement's snapshot.
@@ -84,10 +96,14 @@ class PostgresLibraryAdditions:
                     _FIND, item.user_id, item.kind.value, item.catalog_id.value
                 )
                 if row is None:  # added and removed meanwhile: the caller may simply retry
-                    raise RuntimeError("library item vanished while being added; retry the add")
+                    raise StorageUnavailable(
+                        "the item was removed while being added; retry the add"
+                    )
                 return _existing(item.user_id, item.kind, item.catalog_id, row), False
-        if row["created"]:
+        if row["outcome"] == _CREATED:
             return item, True
+        if row["outcome"] == _REFUSED:
+            raise TooManyPendingAdds(_UNCAPPED if max_pending is None else max_pending)
         return _existing(item.user_id, item.kind, item.catalog_id, row), False
 
     @asynccontextmanager
@@ -98,7 +114,7 @@ class PostgresLibraryAdditions:
         try:
             async with self._pool.acquire(timeout=timeout) as connection:
                 yield connection
-        except _CONNECTIVITY_ERRORS as error:
+        except LOST_DATABASE as error:
             raise StorageUnavailable(
                 f"the database is unreachable: {type(error).__name__}"
             ) from error

@@ -14,10 +14,17 @@ class LibraryAdditions(Protocol):
     atomic write whose whole contract fits in one call, and an adapter can then run it as a
     single statement (one round trip and one commit) instead of a transaction of several."""
 
-    async def add(self, item: LibraryItem) -> tuple[LibraryItem, bool]:
+    async def add(
+        self, item: LibraryItem, *, max_pending: int | None = None
+    ) -> tuple[LibraryItem, bool]:
         """Store `item` unless its owner already has an item of the same kind and catalogue id,
         and, only when it was stored now, record its scheduling job (the outbox) and wake the
         relays; all of it committed together before this returns, or none of it.
+
+        A new item is refused with TooManyPendingAdds, and nothing written, when its owner
+        already has `max_pending` scheduling jobs pending (None: no cap). A re-add is answered
+        as usual: it writes no job. Concurrent adds of one owner may each count before the
+        others' jobs, so the owner may end up past the cap by their number of concurrent adds.
 
         Returns the stored item (the existing one on a re-add, unchanged) and whether it was
         created now. Concurrent identical adds create exactly one item and one job. Raises

@@ -3,36 +3,80 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import Protocol, Self
+from typing import Self, cast
 
+from application.errors import TooManyPendingAdds
+from application.ports.catalog import (
+    AlbumPage,
+    CatalogAlbum,
+    CatalogItemNotFound,
+    CatalogTrack,
+    CatalogUnavailable,
+)
 from application.ports.ingestion_queue import QueueUnavailable
-from application.ports.scheduling import DispatchBatch
+from application.ports.scheduling import DispatchBatch, ItemDescription, ItemTrackLink
 from application.ports.track_index import IndexedTrack, IndexUnavailable, TrackHit
-from application.ports.unit_of_work import LibraryPosition, LibrarySlice
+from application.ports.unit_of_work import (
+    LibraryPosition,
+    LibrarySlice,
+    StorageUnavailable,
+    UnitOfWorkFactory,
+)
 from domain.ingestion import IngestionRequest
 from domain.library import IngestionProgress, LibraryItem, LibraryItemKind
-from domain.values import Isrc, LibraryItemId, UserId
+from domain.values import CatalogId, Isrc, LibraryItemId, UserId
 
 
 class FakeClock:
-    def __init__(self, start: datetime | None = None) -> None:
+    """The Clock port: moves on by `step` at each reading, and by `advance` when time passes."""
+
+    def __init__(
+        self, start: datetime | None = None, *, step: timedelta = timedelta(microseconds=1)
+    ) -> None:
         self.current = start or datetime(2026, 1, 1, tzinfo=UTC)
+        self.step = step
 
     def now(self) -> datetime:
-        self.current += timedelta(microseconds=1)
+        self.current += self.step
         return self.current
+
+    def advance(self, delta: timedelta) -> None:
+        self.current += delta
+
+
+class FakeMonotonic:
+    """The TIDAL pace's time source: `now` seconds that only `sleep` moves on; `slept` notes
+    each wait."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
 
 
 class FakeStore:
-    """What the fake database holds; survives across units of work."""
+    """What the fake database holds; survives across units of work. While `up` is False it
+    cannot be reached: adds and units of work raise StorageUnavailable."""
 
     def __init__(self) -> None:
         self.items: dict[LibraryItemId, LibraryItem] = {}
         self.jobs: dict[LibraryItemId, datetime] = {}
         self.commits = 0
+        self.up = True
+
+    def reach(self) -> None:
+        if not self.up:
+            raise StorageUnavailable("the fake store is down")
 
 
 class FakeLibrary:
@@ -74,7 +118,10 @@ class FakeLibraryAdditions:
     def __init__(self, store: FakeStore) -> None:
         self.store = store
 
-    async def add(self, item: LibraryItem) -> tuple[LibraryItem, bool]:
+    async def add(
+        self, item: LibraryItem, *, max_pending: int | None = None
+    ) -> tuple[LibraryItem, bool]:
+        self.store.reach()
         for existing in self.store.items.values():
             if (existing.user_id, existing.kind, existing.catalog_id) == (
                 item.user_id,
@@ -82,6 +129,11 @@ class FakeLibraryAdditions:
                 item.catalog_id,
             ):
                 return existing, False
+        # Every job the fake store holds is pending: nothing here schedules them.
+        owners = (self.store.items.get(job) for job in self.store.jobs)
+        pending = sum(1 for owner in owners if owner is not None and owner.user_id == item.user_id)
+        if max_pending is not None and pending >= max_pending:
+            raise TooManyPendingAdds(max_pending)
         self.store.items = {**self.store.items, item.id: item}
         self.store.jobs = {**self.store.jobs, item.id: item.added_at}
         self.store.commits += 1
@@ -102,6 +154,7 @@ class FakeUnitOfWork:
         self.store = store
 
     async def __aenter__(self) -> Self:
+        self.store.reach()
         self._items = dict(self.store.items)
         self._jobs = dict(self.store.jobs)
         self.library = FakeLibrary(self._items)
@@ -130,45 +183,138 @@ class FakeUnitOfWorkFactory:
         return FakeUnitOfWork(self.store)
 
 
-class StagedUnitOfWork:
-    """Base of the scheduling use cases' fake units of work: writes are staged and applied by
-    `commit` only, so leaving the block without one writes nothing. Subclasses give it
-    `jobs` and `ledger` fakes that append to `staged`; `committed` counts the commits."""
+@dataclass
+class FakeJob:
+    status: str = "pending"
+    locked_by: str | None = None
+    last_error: str | None = None
+    run_after: datetime | None = None
 
-    def __init__(self) -> None:
-        self.staged: list[Callable[[], None]] = []
-        self.committed = 0
 
-    async def __aenter__(self) -> Self:
-        return self
+@dataclass
+class SchedulingStore:
+    """What the fake database holds for scheduling; only a unit of work's commit changes it."""
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
+    items: dict[LibraryItemId, LibraryItem] = field(default_factory=dict)
+    jobs: dict[LibraryItemId, FakeJob] = field(default_factory=dict)
+    described: dict[LibraryItemId, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
+    link_writes: list[list[ItemTrackLink]] = field(default_factory=list)  # one per statement
+    ledger: dict[Isrc, str] = field(default_factory=dict)  # ISRC -> state
+    requests: dict[Isrc, IngestionRequest] = field(default_factory=dict)  # in record order
+    recorded_twice: list[Isrc] = field(default_factory=list)
+    item_reads: int = 0
+    settled_queries: int = 0
+    commits: int = 0
+    # Lease renewals granted before another worker takes every job over (None: never).
+    leases_left: int | None = None
+    # Called as a write renews its leases: what happens meanwhile elsewhere.
+    before_extend: Callable[[], None] | None = None
+
+    def add(self, item: LibraryItem, *, worker: str) -> None:
+        """The item, and its job claimed by `worker`."""
+        self.items[item.id] = item
+        self.jobs[item.id] = FakeJob(locked_by=worker)
+
+    @property
+    def links(self) -> list[ItemTrackLink]:
+        return [link for write in self.link_writes for link in write]
+
+    def links_of(self, item_id: LibraryItemId) -> list[ItemTrackLink]:
+        return [link for link in self.links if link.item_id == item_id]
+
+
+class FakeSchedulingJobs:
+    def __init__(self, store: SchedulingStore, staged: list[Callable[[], None]]) -> None:
+        self.store = store
+        self.staged = staged
+
+    async def items(self, item_ids: Sequence[LibraryItemId]) -> dict[LibraryItemId, LibraryItem]:
+        self.store.item_reads += 1
+        return {i: self.store.items[i] for i in item_ids if i in self.store.items}
+
+    async def extend_leases(
+        self, item_ids: Sequence[LibraryItemId], *, worker: str, lease: timedelta, now: datetime
+    ) -> set[LibraryItemId]:
+        if self.store.before_extend is not None:
+            self.store.before_extend()
+        if self.store.leases_left is not None:
+            if self.store.leases_left <= 0:
+                for job in self.store.jobs.values():
+                    job.locked_by = "another-worker"
+            self.store.leases_left -= 1
+        return {
+            i
+            for i in item_ids
+            if (job := self.store.jobs.get(i)) is not None
+            and job.locked_by == worker
+            and job.status == "pending"
+        }
+
+    async def describe_items(self, descriptions: Sequence[ItemDescription]) -> None:
+        def apply() -> None:
+            for d in descriptions:
+                self.store.described[d.item_id] = (d.title, tuple(d.artist_names))
+
+        self.staged.append(apply)
+
+    async def finish(
+        self, item_ids: Sequence[LibraryItemId], *, worker: str, now: datetime
     ) -> None:
-        return None
+        done = list(item_ids)
+        self.staged.append(lambda: self._settle(done, worker, "done", None))
 
-    async def commit(self) -> None:
-        for apply in self.staged:
-            apply()
-        self.staged.clear()
-        self.committed += 1
+    async def give_up(
+        self, reasons: Mapping[LibraryItemId, str], *, worker: str, now: datetime
+    ) -> None:
+        failed = dict(reasons)
+
+        def apply() -> None:
+            for item_id, reason in failed.items():
+                self._settle([item_id], worker, "failed", reason)
+
+        self.staged.append(apply)
+
+    async def retry_later(
+        self,
+        run_after: Mapping[LibraryItemId, datetime],
+        *,
+        worker: str,
+        reason: str,
+        now: datetime,
+    ) -> None:
+        retries = dict(run_after)
+
+        def apply() -> None:
+            for item_id, when in retries.items():
+                job = self.store.jobs.get(item_id)
+                if job is not None and job.locked_by == worker:
+                    job.locked_by, job.last_error, job.run_after = None, reason, when
+
+        self.staged.append(apply)
+
+    async def release(self, item_ids: Sequence[LibraryItemId], *, worker: str) -> None:
+        def apply() -> None:
+            for item_id in item_ids:
+                job = self.store.jobs.get(item_id)
+                if job is not None and job.locked_by == worker and job.status == "pending":
+                    job.locked_by = None
+
+        self.staged.append(apply)
+
+    def _settle(
+        self, item_ids: Sequence[LibraryItemId], worker: str, status: str, error: str | None
+    ) -> None:
+        for item_id in item_ids:
+            job = self.store.jobs.get(item_id)
+            if job is not None and job.locked_by == worker:
+                job.status, job.locked_by, job.last_error = status, None, error
 
 
-class LedgerState(Protocol):
-    ledger: dict[Isrc, str]  # ISRC -> state
-    requests: dict[Isrc, IngestionRequest]
-    recorded_twice: list[Isrc]
-    settled_queries: int
+class FakeIsrcLedger:
+    """The ISRC ledger: reads see what is committed, writes are staged until the unit of work
+    commits; recording an ISRC twice is noted."""
 
-
-class StagedLedger:
-    """The ISRC ledger for the scheduling use cases' fakes: reads see what is committed,
-    writes are staged until the unit of work commits; recording an ISRC twice is noted."""
-
-    def __init__(self, store: LedgerState, staged: list[Callable[[], None]]) -> None:
+    def __init__(self, store: SchedulingStore, staged: list[Callable[[], None]]) -> None:
         self.store = store
         self.staged = staged
 
@@ -199,6 +345,12 @@ class StagedLedger:
         self.staged.append(apply)
         return new
 
+    async def link_tracks(self, links: Sequence[ItemTrackLink]) -> None:
+        if not links:
+            return
+        written = list(links)
+        self.staged.append(lambda: self.store.link_writes.append(written))
+
     async def claim_dispatchable(self, *, limit: int, now: datetime) -> DispatchBatch:
         due = [r for i, r in self.store.requests.items() if self.store.ledger[i] == "requested"]
         return DispatchBatch(tuple(due[:limit]))
@@ -216,15 +368,50 @@ class StagedLedger:
         return None
 
 
+class SchedulingUnitOfWork:
+    """The scheduling side of the unit of work: writes are staged and applied by `commit`
+    only, so leaving the block without one writes nothing."""
+
+    def __init__(self, store: SchedulingStore) -> None:
+        self.store = store
+        self.staged: list[Callable[[], None]] = []
+        self.jobs = FakeSchedulingJobs(store, self.staged)
+        self.ledger = FakeIsrcLedger(store, self.staged)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        return None
+
+    async def commit(self) -> None:
+        for apply in self.staged:
+            apply()
+        self.staged.clear()
+        self.store.commits += 1
+
+
+def scheduling_uow_factory(store: SchedulingStore) -> UnitOfWorkFactory:
+    # The fake speaks the two parts of the unit of work that scheduling uses.
+    return cast(UnitOfWorkFactory, lambda: SchedulingUnitOfWork(store))
+
+
 class FakeIndex:
-    """The search index: `held` ISRCs are indexed, `up` False refuses, `calls` notes the
-    size of each lookup, `before_answer` (sync or async) runs inside each lookup."""
+    """The search index: `held` ISRCs are indexed (upserts add theirs), `up` False refuses,
+    `calls` notes the size of each lookup, `before_answer` (sync or async) runs inside each
+    lookup. Search ranks the upserted tracks by dot product, as cosine on unit vectors."""
 
     def __init__(self, held: set[Isrc] | None = None) -> None:
         self.held = held or set()
         self.up = True
         self.calls: list[int] = []  # the size of each call
         self.before_answer: Callable[[], object] | None = None
+        self.points: dict[Isrc, tuple[IndexedTrack, list[float]]] = {}
 
     async def indexed(self, isrcs: Sequence[Isrc]) -> set[Isrc]:
         self.calls.append(len(isrcs))
@@ -232,24 +419,39 @@ class FakeIndex:
             waited = self.before_answer()
             if asyncio.iscoroutine(waited):
                 await waited
-        if not self.up:
-            raise IndexUnavailable("the index is down")
+        self._reach()
         return {i for i in isrcs if i in self.held}
 
     async def upsert(self, track: IndexedTrack, vector: Sequence[float]) -> None:
-        return None
+        self._reach()
+        self.points[track.isrc] = (track, list(vector))
+        self.held.add(track.isrc)
 
     async def search(self, vector: Sequence[float], limit: int) -> list[TrackHit]:
-        return []
+        self._reach()
+        hits = [
+            TrackHit(
+                isrc=track.isrc,
+                track_id=track.track_id,
+                title=track.title,
+                artist_names=track.artist_names,
+                score=sum(a * b for a, b in zip(vector, point, strict=True)),
+            )
+            for track, point in self.points.values()
+        ]
+        return sorted(hits, key=lambda hit: hit.score, reverse=True)[:limit]
+
+    def _reach(self) -> None:
+        if not self.up:
+            raise IndexUnavailable("the index is down")
 
 
 class FakeQueue:
     """The ingestion queue: `up` False refuses (QueueUnavailable), `failure` is raised as
-    it is, `sends` keeps each batch."""
+    it is, `sends` keeps each batch, `accepted` every request in order."""
 
-    max_batch = 500
-
-    def __init__(self) -> None:
+    def __init__(self, max_batch: int = 500) -> None:
+        self.max_batch = max_batch
         self.sends: list[list[IngestionRequest]] = []
         self.up = True
         self.failure: Exception | None = None  # raised as it is, unlike a refusal
@@ -264,3 +466,83 @@ class FakeQueue:
     @property
     def events(self) -> list[Isrc]:
         return [request.isrc for batch in self.sends for request in batch]
+
+    @property
+    def accepted(self) -> list[IngestionRequest]:
+        return [request for batch in self.sends for request in batch]
+
+
+class FakeCatalog:
+    """The catalogue, serving the albums (header and tracks) and standalone tracks given, in
+    pages of `page_size`, each page reporting `skipped_per_page` items that are not tracks.
+
+    It notes its calls (`album_calls`, `track_calls`, `batch_calls`, and `events` in order);
+    `up` False refuses every call (CatalogUnavailable); `fail_before_page` makes that page
+    time out; a page in `gate_before_page` waits for its event first."""
+
+    def __init__(
+        self,
+        albums: Iterable[tuple[CatalogAlbum, Sequence[CatalogTrack]]] = (),
+        tracks: Iterable[CatalogTrack] = (),
+        *,
+        page_size: int = 20,
+        skipped_per_page: int = 0,
+    ) -> None:
+        self.albums = {header.catalog_id: (header, list(items)) for header, items in albums}
+        self.known_tracks = {
+            track.catalog_id: track
+            for _, items in self.albums.values()
+            for track in items
+            if track.catalog_id is not None
+        }
+        self.known_tracks.update((track.catalog_id, track) for track in tracks)
+        self.page_size = page_size
+        self.skipped_per_page = skipped_per_page
+        self.up = True
+        self.events: list[str] = []
+        self.album_calls = 0
+        self.track_calls: list[CatalogId] = []
+        self.batch_calls: list[list[CatalogId]] = []
+        self.fail_before_page: int | None = None
+        self.gate_before_page: dict[int, asyncio.Event] = {}
+
+    async def track(self, track_id: CatalogId) -> CatalogTrack:
+        self.track_calls.append(track_id)
+        self._reach()
+        if track_id not in self.known_tracks:
+            raise CatalogItemNotFound("track", track_id.value)
+        return self.known_tracks[track_id]
+
+    async def tracks(self, track_ids: Sequence[CatalogId]) -> dict[CatalogId, CatalogTrack]:
+        self.batch_calls.append(list(track_ids))
+        self._reach()
+        return {tid: self.known_tracks[tid] for tid in track_ids if tid in self.known_tracks}
+
+    async def album_pages(self, album_id: CatalogId) -> AsyncIterator[AlbumPage]:
+        self.album_calls += 1
+        self._reach()
+        if album_id not in self.albums:
+            raise CatalogItemNotFound("album", album_id.value)
+        header, items = self.albums[album_id]
+        size = self.page_size
+        chunks = [items[start : start + size] for start in range(0, len(items), size)] or [[]]
+        try:
+            for number, chunk in enumerate(chunks, start=1):
+                self.events.append(f"catalogue asked for page {number}")
+                if number in self.gate_before_page:
+                    await self.gate_before_page[number].wait()
+                self._reach()  # it may fail between pages too
+                if self.fail_before_page == number:
+                    raise CatalogUnavailable(f"page {number} timed out")
+                yield AlbumPage(
+                    album=header,
+                    tracks=tuple(chunk),
+                    skipped_items=self.skipped_per_page,
+                    is_last=number == len(chunks),
+                )
+        finally:
+            self.events.append("catalogue stream closed")
+
+    def _reach(self) -> None:
+        if not self.up:
+            raise CatalogUnavailable("the fake catalogue is down")
