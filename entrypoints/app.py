@@ -9,8 +9,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import inngest
-import inngest.fast_api
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -28,6 +26,7 @@ from entrypoints.container import Container
 from entrypoints.graphql.context import RequestContext
 from entrypoints.graphql.endpoint import AuthenticatedGraphQL
 from entrypoints.graphql.schema import build_schema
+from entrypoints.inngest_endpoint import mount_inngest_endpoint
 from entrypoints.inngest_worker import ingest_track_function
 from entrypoints.local_queue import LocalQueue
 from entrypoints.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
@@ -180,11 +179,20 @@ def create_app(container: Container | None = None, *, migrate: bool = True) -> F
         return Response(generate_latest(exporter.registry), media_type=CONTENT_TYPE_LATEST)
 
     if settings.uses_inngest:
-        # The worker endpoint: signatures are required whenever the SDK is in production mode.
-        inngest.fast_api.serve(
+        # The worker endpoint. In cloud mode only fresh signed requests reach the SDK, and a sync
+        # registers INNGEST_SERVE_ORIGIN, never the request's Host (entrypoints/inngest_endpoint).
+        inngest_client = container.inngest_client()
+        ingest_track = ingest_track_function(
+            inngest_client,
+            lambda: app.state.ingest_track,
+            concurrency=settings.inngest_function_concurrency,
+        )
+        mount_inngest_endpoint(
             app,
-            container.inngest_client(),
-            [ingest_track_function(container.inngest_client(), lambda: app.state.ingest_track)],
+            inngest_client,
+            [ingest_track],
+            serve_origin=settings.inngest_serve_origin,
+            serve_path=settings.inngest_serve_path,
         )
 
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.graphql_max_body_bytes)

@@ -27,7 +27,12 @@ from domain.values import CatalogId, Isrc
 log = structlog.get_logger("libingest.inngest")
 
 FUNCTION_ID = "ingest-track"
-RETRIES = 6
+# Flow control (ADR 0019). Retries per step, on Inngest's backoff table (15 s, 30 s, 1 m, 2 m,
+# 5 m, 10 m, 20 m, 40 m): the last attempt comes about 80 minutes after the first failure.
+RETRIES = 8
+# At most one step per ISRC at a time: duplicate events wait rather than race each other.
+ONE_STEP_PER_ISRC = inngest.Concurrency(key="event.data.isrc", limit=1)
+DEFAULT_CONCURRENCY = 10
 
 
 def command_from(data: Any) -> IngestTrackCommand:
@@ -52,9 +57,14 @@ def command_from(data: Any) -> IngestTrackCommand:
 
 
 def ingest_track_function(
-    client: inngest.Inngest, use_case: Callable[[], IngestTrack]
+    client: inngest.Inngest,
+    use_case: Callable[[], IngestTrack],
+    *,
+    concurrency: int = DEFAULT_CONCURRENCY,
 ) -> inngest.Function[Any]:
-    """`use_case` is called per run: the use case exists only once the app has started."""
+    """`use_case` is called per run: the use case exists only once the app has started.
+    `concurrency` bounds the steps running at once across every process (ADR 0019); there is no
+    throttle: the only TIDAL call, on a catalogue cache miss, waits its turn at the shared pace."""
 
     async def on_failure(ctx: inngest.Context) -> None:
         original = ctx.event.data.get("event")
@@ -73,6 +83,7 @@ def ingest_track_function(
         fn_id=FUNCTION_ID,
         trigger=inngest.TriggerEvent(event=EVENT_NAME),
         retries=RETRIES,
+        concurrency=[inngest.Concurrency(limit=concurrency), ONE_STEP_PER_ISRC],
         on_failure=on_failure,
     )
     async def ingest_track(ctx: inngest.Context) -> dict[str, str]:

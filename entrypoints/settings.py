@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -39,6 +40,12 @@ class Settings(BaseSettings):
     inngest_dev: str | None = None
     inngest_base_url: str | None = None
     inngest_event_api_base_url: str | None = None
+    # Where Inngest reaches this service (scheme://host[:port]) and the path it calls: what a sync
+    # registers, never the request's Host header; cloud mode refuses to sync without an origin.
+    inngest_serve_origin: str | None = None
+    inngest_serve_path: str = "/api/inngest"
+    # Steps of `ingest-track` running at once, across every process (ADR 0019).
+    inngest_function_concurrency: int = Field(default=10, ge=1)
 
     auth_jwt_secret: str | None = Field(default=None, repr=False)
     auth_jwt_issuer: str | None = None
@@ -55,6 +62,26 @@ class Settings(BaseSettings):
     graphql_max_aliases: int = 30
     graphql_max_tokens: int = 2000
     graphql_max_body_bytes: int = 64 * 1024
+
+    @field_validator("inngest_serve_origin")
+    @classmethod
+    def _an_origin(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in {"http", "https"} or not parts.hostname:
+            raise ValueError(f"INNGEST_SERVE_ORIGIN must be http(s)://host[:port]: {value!r}")
+        if parts.path not in {"", "/"} or parts.query or parts.fragment:
+            # The SDK would drop them silently; the path belongs in INNGEST_SERVE_PATH.
+            raise ValueError(f"INNGEST_SERVE_ORIGIN must be an origin, without a path: {value!r}")
+        return f"{parts.scheme}://{parts.netloc}"
+
+    @field_validator("inngest_serve_path")
+    @classmethod
+    def _an_absolute_path(cls, value: str) -> str:
+        if not value.startswith("/") or "?" in value or "#" in value:
+            raise ValueError(f"INNGEST_SERVE_PATH must be an absolute path: {value!r}")
+        return value
 
     @property
     def is_production(self) -> bool:

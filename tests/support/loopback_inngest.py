@@ -213,6 +213,16 @@ class InngestMode(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class Registration:
+    """One `POST /fn/register` (an out-of-band sync): the app URL it registers, its functions'
+    configs, and the bearer token it was sent with."""
+
+    url: str
+    functions: list[Mapping[str, Any]]
+    authorization: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class ReceivedEvent:
     name: str
     id: str
@@ -226,7 +236,8 @@ class LoopbackInngest:
     `events` lists every event accepted, duplicates included; `unique_ids` lists the event ids
     that would trigger a function run (first occurrence of each id, in arrival order);
     `request_count` counts every `POST /e/...` that reached the server, whatever the mode.
-    With `event_key` set, any other key gets 401 like a self-hosted server.
+    With `event_key` set, any other key gets 401 like a self-hosted server. It also takes syncs
+    (`POST /fn/register`, the REST API's): `registrations` lists them, each answered 200.
     """
 
     def __init__(self, event_key: str | None = None) -> None:
@@ -239,6 +250,7 @@ class LoopbackInngest:
         self._unique: dict[str, ReceivedEvent] = {}
         self._batch_sizes: list[int] = []
         self._request_count = 0
+        self._registrations: list[Registration] = []
         self._http = LoopbackHttpServer(self._answer)
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -289,6 +301,7 @@ class LoopbackInngest:
             self._unique.clear()
             self._batch_sizes.clear()
             self._request_count = 0
+            self._registrations.clear()
         self.set_mode(InngestMode.ACCEPT)
 
     # -- what was received -------------------------------------------------------------------
@@ -314,6 +327,11 @@ class LoopbackInngest:
             return self._request_count
 
     @property
+    def registrations(self) -> list[Registration]:
+        with self._lock:
+            return list(self._registrations)
+
+    @property
     def accepted_batch_sizes(self) -> list[int]:
         """The number of events published by each request that published any."""
         with self._lock:
@@ -322,6 +340,8 @@ class LoopbackInngest:
     # -- the Event API -----------------------------------------------------------------------
 
     def _answer(self, request: LoopbackRequest) -> LoopbackResponse:
+        if request.method == "POST" and request.path.split("?", 1)[0] == "/fn/register":
+            return self._register(request)
         if request.method != "POST" or not request.path.startswith("/e/"):
             return LoopbackResponse.of_json(404, {"status": 404, "error": "not found"})
         with self._lock:
@@ -363,6 +383,19 @@ class LoopbackInngest:
         ids = self._publish(events)
         delay = delay_s if mode is InngestMode.SLOW else 0.0
         return LoopbackResponse.of_json(200, {"ids": ids, "status": 200}, delay_s=delay)
+
+    def _register(self, request: LoopbackRequest) -> LoopbackResponse:
+        document = request.json()
+        if not isinstance(document, dict) or not isinstance(document.get("url"), str):
+            return LoopbackResponse.of_json(400, {"error": "a sync needs a url"})
+        registration = Registration(
+            url=document["url"],
+            functions=list(document.get("functions") or []),
+            authorization=request.headers.get("authorization"),
+        )
+        with self._lock:
+            self._registrations.append(registration)
+        return LoopbackResponse.of_json(200, {"ok": True, "modified": True})
 
     def _publish(self, events: list[ReceivedEvent]) -> list[str]:
         internal_ids = [_internal_id() for _ in events]
