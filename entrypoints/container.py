@@ -43,7 +43,6 @@ from application.use_cases.list_library import ListLibrary
 from application.use_cases.remove_from_library import RemoveFromLibrary
 from application.use_cases.reschedule import Reschedule
 from application.use_cases.schedule_ingestion import ScheduleIngestion
-from application.use_cases.schedule_track_batch import ScheduleTrackBatch
 from application.use_cases.search_tracks import SearchTracks
 from entrypoints.local_queue import LocalQueue
 from entrypoints.relay import Relay
@@ -223,20 +222,10 @@ class Container(containers.DeclarativeContainer):
         clock=clock,
         metrics=metrics,
     )
-    schedule_track_batch = providers.Singleton(
-        ScheduleTrackBatch,
-        uow_factory=uow_factory,
-        catalog=catalog,
-        index=track_index,
-        dispatch=dispatch_pending,
-        clock=clock,
-        metrics=metrics,
-    )
     relay = providers.Singleton(
         Relay,
         uow_factory=uow_factory,
         schedule=schedule_ingestion,
-        schedule_tracks=schedule_track_batch,
         dispatch=dispatch_pending,
         wakeups=notifications,
         clock=clock,

@@ -1,5 +1,5 @@
-"""The outbox relay: claims scheduling jobs and runs ScheduleIngestion for each album job and
-ScheduleTrackBatch for the track jobs of one claim, together (ADR 0017).
+"""The outbox relay: claims scheduling jobs and runs ScheduleIngestion over them: each album job
+alone, the track jobs of one claim together (ADR 0023).
 
 It runs as an asyncio task in every API process (and alone as `libingest relay`). It wakes at
 once on the NOTIFY that an add's commit sends, and sweeps every `sweep_interval` seconds for
@@ -37,10 +37,6 @@ from application.use_cases.schedule_ingestion import (
     ScheduleIngestion,
     ScheduleIngestionCommand,
 )
-from application.use_cases.schedule_track_batch import (
-    ScheduleTrackBatch,
-    ScheduleTrackBatchCommand,
-)
 from domain.library import LibraryItemKind
 from domain.values import LibraryItemId
 from entrypoints.local_queue import cancel_and_wait
@@ -60,7 +56,6 @@ class Relay:
         *,
         uow_factory: UnitOfWorkFactory,
         schedule: ScheduleIngestion,
-        schedule_tracks: ScheduleTrackBatch,
         dispatch: DispatchPending,
         wakeups: Wakeups,
         clock: Clock,
@@ -73,7 +68,6 @@ class Relay:
     ) -> None:
         self._uow_factory = uow_factory
         self._schedule = schedule
-        self._schedule_tracks = schedule_tracks
         self._dispatch = dispatch
         self._wakeups = wakeups
         self._clock = clock
@@ -140,7 +134,7 @@ class Relay:
     async def _claim_and_start(self) -> None:
         free_albums = self._concurrency - len(self._albums)
         # One batch at a time: a second one running beside it would split the jobs that pile
-        # up meanwhile into two smaller batches, paying the fixed costs twice (ADR 0017).
+        # up meanwhile into two smaller batches, paying the fixed costs twice (ADRs 0017, 0023).
         free_batches = 1 - len(self._batches)
         if free_albums <= 0 and free_batches <= 0:
             return
@@ -166,43 +160,27 @@ class Relay:
                     kind=LibraryItemKind.TRACK,
                 )
             await uow.commit()
+        # An album is a batch of one job in a slot of its own, so that its first page is
+        # written as soon as it arrives whatever else runs; the track jobs are one batch.
         for job in albums:
-            self._metrics.job_claimed()
-            command = ScheduleIngestionCommand(job=job, worker=self.worker_id, lease=self._lease)
-            task = asyncio.create_task(self._run_job(command), name=f"schedule-{job.item_id}")
-            self._albums.add(task)
-            self._running[job.item_id] = task
+            self._start(ScheduleIngestionCommand((job,), self.worker_id, self._lease), self._albums)
         if tracks:
-            for _ in tracks:
-                self._metrics.job_claimed()
-            batch = ScheduleTrackBatchCommand(
-                jobs=tuple(tracks), worker=self.worker_id, lease=self._lease
-            )
-            task = asyncio.create_task(self._run_batch(batch), name="schedule-tracks")
-            self._batches.add(task)
-            for job in tracks:
-                self._running[job.item_id] = task
+            command = ScheduleIngestionCommand(tuple(tracks), self.worker_id, self._lease)
+            self._start(command, self._batches)
 
-    async def _run_job(self, command: ScheduleIngestionCommand) -> None:
-        item_id = command.job.item_id
-        structlog.contextvars.bind_contextvars(library_item_id=str(item_id))
-        try:
-            outcome = await self._schedule(command)
-            log.info("relay.job.ended", outcome=outcome.value, attempt=command.job.attempts)
-            if outcome is JobOutcome.RETRY:
-                log.warning("relay.job.retrying", attempt=command.job.attempts)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("relay.job.crashed", attempt=command.job.attempts)
-        finally:
-            self._running.pop(item_id, None)
-            self._albums.discard(_this_task())
-            self._wakeups.wake()  # a slot is free: there may be more due jobs
+    def _start(self, command: ScheduleIngestionCommand, slots: set[asyncio.Task[None]]) -> None:
+        for _ in command.jobs:
+            self._metrics.job_claimed()
+        task = asyncio.create_task(self._run(command, slots), name="schedule")
+        slots.add(task)
+        for job in command.jobs:
+            self._running[job.item_id] = task
 
-    async def _run_batch(self, command: ScheduleTrackBatchCommand) -> None:
+    async def _run(self, command: ScheduleIngestionCommand, slots: set[asyncio.Task[None]]) -> None:
+        if len(command.jobs) == 1:  # an album's log lines name it
+            structlog.contextvars.bind_contextvars(library_item_id=str(command.jobs[0].item_id))
         try:
-            outcomes = await self._schedule_tracks(command)
+            outcomes = await self._schedule(command)
             # One line per batch, not per job: logging was part of the per-job cost.
             counts = Counter(outcome.value for outcome in outcomes.values())
             log.info("relay.batch.ended", jobs=len(command.jobs), **counts)
@@ -215,7 +193,7 @@ class Relay:
         finally:
             for job in command.jobs:
                 self._running.pop(job.item_id, None)
-            self._batches.discard(_this_task())
+            slots.discard(_this_task())
             self._wakeups.wake()  # a slot is free: there may be more due jobs
 
     async def _heartbeat(self) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -87,24 +87,9 @@ _RECORD_INDEXED = text(
     """
 ).bindparams(*_ARRAYS)
 
+# The links of any number of items in one statement: the item id travels per row, like the
+# position.
 _LINK_TRACKS = text(
-    """
-    INSERT INTO item_tracks (library_item_id, position, track_id, isrc)
-    SELECT CAST(:item_id AS uuid), position, track_id, isrc
-    FROM unnest(CAST(:positions AS integer[]), CAST(:track_ids AS text[]),
-                CAST(:isrcs AS text[])) AS link(position, track_id, isrc)
-    ON CONFLICT (library_item_id, position) DO UPDATE
-        SET track_id = EXCLUDED.track_id, isrc = EXCLUDED.isrc
-    """
-).bindparams(
-    bindparam("item_id", type_=UUID(as_uuid=True)),
-    bindparam("positions", type_=ARRAY(INTEGER)),
-    bindparam("track_ids", type_=ARRAY(TEXT)),
-    bindparam("isrcs", type_=ARRAY(TEXT)),
-)
-
-# The links of many items in one statement: the item id travels per row, like the position.
-_LINK_MANY = text(
     """
     INSERT INTO item_tracks (library_item_id, position, track_id, isrc)
     SELECT library_item_id, position, track_id, isrc
@@ -150,30 +135,16 @@ class PostgresIsrcLedger:
             return
         await self._connection.execute(_RECORD_INDEXED, {**_ledger_columns(requests), "now": now})
 
-    async def link_tracks(self, item_id: LibraryItemId, links: Sequence[ItemTrackLink]) -> None:
+    async def link_tracks(self, links: Sequence[ItemTrackLink]) -> None:
         if not links:
             return
         await self._connection.execute(
             _LINK_TRACKS,
             {
-                "item_id": item_id,
+                "item_ids": [link.item_id for link in links],
                 "positions": [link.position for link in links],
                 "track_ids": [link.track_id.value for link in links],
                 "isrcs": [link.isrc.value if link.isrc is not None else None for link in links],
-            },
-        )
-
-    async def link_many(self, links: Mapping[LibraryItemId, Sequence[ItemTrackLink]]) -> None:
-        rows = [(item_id, link) for item_id, item_links in links.items() for link in item_links]
-        if not rows:
-            return
-        await self._connection.execute(
-            _LINK_MANY,
-            {
-                "item_ids": [item_id for item_id, _ in rows],
-                "positions": [link.position for _, link in rows],
-                "track_ids": [link.track_id.value for _, link in rows],
-                "isrcs": [link.isrc.value if link.isrc is not None else None for _, link in rows],
             },
         )
 

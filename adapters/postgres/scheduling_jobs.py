@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import any_, bindparam, select, text
@@ -62,7 +62,7 @@ _EXTEND_LEASES = text(
     """
 ).bindparams(_ITEM_IDS)
 
-_FINISH_MANY = text(
+_FINISH = text(
     """
     UPDATE scheduling_jobs
     SET status = 'done', last_error = NULL, locked_by = NULL, locked_until = NULL,
@@ -71,11 +71,30 @@ _FINISH_MANY = text(
     """
 ).bindparams(_ITEM_IDS)
 
+# One statement text executed for many parameter sets (asyncpg's executemany: prepared once,
+# sent in one round trip): each job has its own reason or time.
+_GIVE_UP = text(
+    """
+    UPDATE scheduling_jobs
+    SET status = 'failed', last_error = :reason, locked_by = NULL, locked_until = NULL,
+        updated_at = :now
+    WHERE library_item_id = :item_id AND locked_by = :worker
+    """
+)
+
+_RETRY_LATER = text(
+    """
+    UPDATE scheduling_jobs
+    SET run_after = :run_after, last_error = :reason, locked_by = NULL, locked_until = NULL,
+        updated_at = :now
+    WHERE library_item_id = :item_id AND locked_by = :worker
+    """
+)
+
 _ITEMS = select(library_items).where(library_items.c.id == any_(_ITEM_IDS))
 
-# One statement text executed for many parameter sets (asyncpg's executemany: prepared once,
-# sent in one round trip). Artist names are arrays of different lengths, which `unnest` cannot
-# carry as one array per column.
+# Executed for many parameter sets too: artist names are arrays of different lengths, which
+# `unnest` cannot carry as one array per column.
 _DESCRIBE = text(
     "UPDATE library_items SET title = :title, artist_names = :artist_names WHERE id = :item_id"
 )
@@ -106,21 +125,6 @@ class PostgresSchedulingJobs:
             for item_id, attempts, created in rows
         ]
 
-    async def extend_lease(
-        self, item_id: LibraryItemId, *, worker: str, lease: timedelta, now: datetime
-    ) -> bool:
-        result = await self._connection.execute(
-            scheduling_jobs.update()
-            .where(
-                scheduling_jobs.c.library_item_id == item_id,
-                scheduling_jobs.c.locked_by == worker,
-                scheduling_jobs.c.status == SchedulingStatus.PENDING.value,
-            )
-            .values(locked_until=now + lease, updated_at=now)
-            .returning(scheduling_jobs.c.library_item_id)
-        )
-        return result.first() is not None
-
     async def extend_leases(
         self, item_ids: Sequence[LibraryItemId], *, worker: str, lease: timedelta, now: datetime
     ) -> set[LibraryItemId]:
@@ -132,45 +136,50 @@ class PostgresSchedulingJobs:
         )
         return {LibraryItemId(item_id) for (item_id,) in rows}
 
-    async def finish(self, item_id: LibraryItemId, *, worker: str, now: datetime) -> None:
-        await self._settle(item_id, worker, now, status=SchedulingStatus.DONE, last_error=None)
-
-    async def finish_many(
+    async def finish(
         self, item_ids: Sequence[LibraryItemId], *, worker: str, now: datetime
     ) -> None:
         if not item_ids:
             return
         await self._connection.execute(
-            _FINISH_MANY, {"item_ids": list(item_ids), "worker": worker, "now": now}
+            _FINISH, {"item_ids": list(item_ids), "worker": worker, "now": now}
         )
 
     async def give_up(
-        self, item_id: LibraryItemId, *, worker: str, reason: str, now: datetime
+        self, reasons: Mapping[LibraryItemId, str], *, worker: str, now: datetime
     ) -> None:
-        await self._settle(item_id, worker, now, status=SchedulingStatus.FAILED, last_error=reason)
+        if not reasons:
+            return
+        await self._connection.execute(
+            _GIVE_UP,
+            [
+                {"item_id": item_id, "reason": reason, "worker": worker, "now": now}
+                for item_id, reason in reasons.items()
+            ],
+        )
 
     async def retry_later(
         self,
-        item_id: LibraryItemId,
+        run_after: Mapping[LibraryItemId, datetime],
         *,
         worker: str,
         reason: str,
-        run_after: datetime,
         now: datetime,
     ) -> None:
+        if not run_after:
+            return
         await self._connection.execute(
-            scheduling_jobs.update()
-            .where(
-                scheduling_jobs.c.library_item_id == item_id,
-                scheduling_jobs.c.locked_by == worker,
-            )
-            .values(
-                run_after=run_after,
-                last_error=reason,
-                locked_by=None,
-                locked_until=None,
-                updated_at=now,
-            )
+            _RETRY_LATER,
+            [
+                {
+                    "item_id": item_id,
+                    "run_after": when,
+                    "reason": reason,
+                    "worker": worker,
+                    "now": now,
+                }
+                for item_id, when in run_after.items()
+            ],
         )
 
     async def release(self, item_ids: Sequence[LibraryItemId], *, worker: str) -> None:
@@ -185,26 +194,12 @@ class PostgresSchedulingJobs:
             .values(locked_by=None, locked_until=None)
         )
 
-    async def item(self, item_id: LibraryItemId) -> LibraryItem | None:
-        query = select(library_items).where(library_items.c.id == item_id)
-        row = (await self._connection.execute(query)).mappings().first()
-        return row_to_item(row) if row is not None else None
-
     async def items(self, item_ids: Sequence[LibraryItemId]) -> dict[LibraryItemId, LibraryItem]:
         if not item_ids:
             return {}
         rows = (await self._connection.execute(_ITEMS, {"item_ids": list(item_ids)})).mappings()
         found = (row_to_item(row) for row in rows)
         return {item.id: item for item in found}
-
-    async def describe_item(
-        self, item_id: LibraryItemId, *, title: str, artist_names: Sequence[str]
-    ) -> None:
-        await self._connection.execute(
-            library_items.update()
-            .where(library_items.c.id == item_id)
-            .values(title=title, artist_names=list(artist_names))
-        )
 
     async def describe_items(self, descriptions: Sequence[ItemDescription]) -> None:
         if not descriptions:
@@ -219,28 +214,4 @@ class PostgresSchedulingJobs:
                 }
                 for description in descriptions
             ],
-        )
-
-    async def _settle(
-        self,
-        item_id: LibraryItemId,
-        worker: str,
-        now: datetime,
-        *,
-        status: SchedulingStatus,
-        last_error: str | None,
-    ) -> None:
-        await self._connection.execute(
-            scheduling_jobs.update()
-            .where(
-                scheduling_jobs.c.library_item_id == item_id,
-                scheduling_jobs.c.locked_by == worker,
-            )
-            .values(
-                status=status.value,
-                last_error=last_error,
-                locked_by=None,
-                locked_until=None,
-                updated_at=now,
-            )
         )

@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import Protocol
 
 from domain.ingestion import IngestionRequest
@@ -49,75 +48,62 @@ class SchedulingJobs(Protocol):
         only jobs whose item is of that kind."""
         ...
 
-    async def extend_lease(
-        self, item_id: LibraryItemId, *, worker: str, lease: timedelta, now: datetime
-    ) -> bool:
-        """Keep the lease alive during long work; False when the job is no longer ours (it was
-        removed with its item, or the lease ran out and another worker took it)."""
-        ...
-
     async def extend_leases(
         self, item_ids: Sequence[LibraryItemId], *, worker: str, lease: timedelta, now: datetime
     ) -> set[LibraryItemId]:
-        """`extend_lease` for many jobs at once (one statement): the ids whose lease was renewed,
-        so still ours; the others were removed or taken over and must not be written."""
+        """Renew the leases of `worker`'s pending jobs (one statement) and answer the ids whose
+        lease was renewed, so still ours; the others were removed with their item or taken
+        over by another worker, and must not be written. Also the check, inside a write
+        transaction, that the jobs are still ours."""
         ...
 
-    async def finish(self, item_id: LibraryItemId, *, worker: str, now: datetime) -> None: ...
-
-    async def finish_many(
+    async def finish(
         self, item_ids: Sequence[LibraryItemId], *, worker: str, now: datetime
     ) -> None:
-        """Mark the jobs done and give up their leases, in one statement; a job that is no
-        longer `worker`'s is left alone."""
+        """Mark the jobs done and give up their leases (one statement); a job that is no
+        longer `worker`'s is left alone. An empty sequence does nothing."""
         ...
 
     async def give_up(
-        self, item_id: LibraryItemId, *, worker: str, reason: str, now: datetime
+        self, reasons: Mapping[LibraryItemId, str], *, worker: str, now: datetime
     ) -> None:
-        """A permanent failure: the job will not run again and the item shows FAILED."""
+        """Permanent failures, each with its reason: the jobs will not run again and their
+        items show FAILED. A job that is no longer `worker`'s is left alone."""
         ...
 
     async def retry_later(
         self,
-        item_id: LibraryItemId,
+        run_after: Mapping[LibraryItemId, datetime],
         *,
         worker: str,
         reason: str,
-        run_after: datetime,
         now: datetime,
-    ) -> None: ...
+    ) -> None:
+        """Transient failures: each job runs again at its own `run_after`, its lease given up
+        and `reason` kept as its last error. A job that is no longer `worker`'s is left alone."""
+        ...
 
     async def release(self, item_ids: Sequence[LibraryItemId], *, worker: str) -> None:
         """Hand leased jobs back at once (on shutdown) instead of letting the lease run out."""
         ...
 
-    async def item(self, item_id: LibraryItemId) -> LibraryItem | None:
-        """The job's library item, whoever owns it; None once removed."""
-        ...
-
     async def items(self, item_ids: Sequence[LibraryItemId]) -> dict[LibraryItemId, LibraryItem]:
-        """The jobs' library items (one query); a removed item is absent from the answer."""
-        ...
-
-    async def describe_item(
-        self, item_id: LibraryItemId, *, title: str, artist_names: Sequence[str]
-    ) -> None:
-        """Fill in the item's title and artists from the catalogue."""
+        """The jobs' library items, whoever owns them (one query); a removed item is absent
+        from the answer."""
         ...
 
     async def describe_items(self, descriptions: Sequence[ItemDescription]) -> None:
-        """`describe_item` for many items at once; an empty sequence does nothing."""
+        """Fill in the items' titles and artists from the catalogue; an empty sequence does
+        nothing."""
         ...
-
-
-class LinkOutcome(StrEnum):
-    LINKED = "linked"  # the track's ISRC is in the ledger
-    NO_ISRC = "no_isrc"  # skipped: the catalogue gave no usable ISRC
 
 
 @dataclass(frozen=True, slots=True)
 class ItemTrackLink:
+    """One track of a library item, at its place in the item (an album's order; 0 for a
+    track item), with its ISRC when the catalogue gave a usable one."""
+
+    item_id: LibraryItemId
     position: int  # in album order, from 0
     track_id: CatalogId
     isrc: Isrc | None
@@ -152,13 +138,9 @@ class IsrcLedger(Protocol):
         """Note ISRCs the index already holds, so they are never requested."""
         ...
 
-    async def link_tracks(self, item_id: LibraryItemId, links: Sequence[ItemTrackLink]) -> None:
-        """Tie the item's tracks (and their ISRCs) to it; idempotent per position."""
-        ...
-
-    async def link_many(self, links: Mapping[LibraryItemId, Sequence[ItemTrackLink]]) -> None:
-        """`link_tracks` for many items at once (one statement); idempotent per item and
-        position."""
+    async def link_tracks(self, links: Sequence[ItemTrackLink]) -> None:
+        """Tie tracks (and their ISRCs) to their items, any number of items in one statement;
+        idempotent per item and position."""
         ...
 
     async def claim_dispatchable(self, *, limit: int, now: datetime) -> DispatchBatch:

@@ -141,7 +141,7 @@ class IngestTrack:
         except InvalidLibraryItemId:
             return None
         async with self._uow_factory() as uow:
-            item = await uow.jobs.item(item_id)
+            item = (await uow.jobs.items([item_id])).get(item_id)
         if item is None or item.kind is not LibraryItemKind.ALBUM:
             return None
         return item.title

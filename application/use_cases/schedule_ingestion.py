@@ -1,104 +1,169 @@
+"""The relay's unit of work: a claimed batch of scheduling jobs becomes ingestion requests
+(ADR 0023)."""
+
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
+from enum import StrEnum
 
 from application.ports.catalog import (
     AlbumPage,
     Catalog,
-    CatalogAlbum,
     CatalogItemNotFound,
+    CatalogTrack,
     CatalogUnavailable,
 )
 from application.ports.clock import Clock
 from application.ports.metrics import SchedulingMetrics
-from application.ports.scheduling import ClaimedJob, ItemTrackLink
+from application.ports.scheduling import ClaimedJob, ItemDescription, ItemTrackLink
 from application.ports.track_index import IndexUnavailable, TrackIndex
 from application.ports.unit_of_work import UnitOfWorkFactory
 from application.use_cases.dispatch_pending import DispatchReport
-from application.use_cases.schedule_common import (
-    JobOutcome,
-    describe,
-    new_requests,
-    retry_at,
-    split_unsettled,
+from domain.ingestion import (
+    CandidateTrack,
+    IndexFiltered,
+    IngestionRequest,
+    chunked,
+    dedupe,
+    filter_indexed,
+    retry_delay,
 )
-from domain.ingestion import IngestionRequest
 from domain.library import LibraryItem, LibraryItemKind
-from domain.values import Isrc
+from domain.values import CatalogId, Isrc, LibraryItemId
 
-# JobOutcome is defined with the parts both scheduling use cases share, and named here too, where
-# callers of ScheduleIngestion have always found it.
-__all__ = [
-    "PREFETCH_PAGES",
-    "SCHEDULING_BATCH_TRACKS",
-    "JobOutcome",
-    "ScheduleIngestion",
-    "ScheduleIngestionCommand",
-]
-
-# The most tracks handled together after the first page (ADR 0015). Each track carries at most
-# one ISRC, so this also bounds the ISRCs of a batch: one `settled` query, one index call (the
-# Qdrant adapter looks up 1,000 ids per retrieve), and ledger inserts far below PostgreSQL's
-# 32,767 bind parameters.
+# The most tracks written together (one write). Each track carries at most one ISRC, so this
+# also bounds the ISRCs of a write: one `settled` query, one index call (the Qdrant adapter looks
+# up 1,000 ids per retrieve), and ledger inserts far below PostgreSQL's 32,767 bind parameters.
 SCHEDULING_BATCH_TRACKS = 1_000
-# Pages fetched ahead of the handling. The handling of a batched page is only a dedupe, so the
-# buffer fills only while a batch is written and dispatched; bounded, so that a job that stops
-# (lost lease, failure) has not asked the catalogue for much it will not use.
-PREFETCH_PAGES = 4
+JOB_RETRY_BASE = timedelta(seconds=2)
+JOB_RETRY_CAP = timedelta(minutes=10)
+
+
+class JobOutcome(StrEnum):
+    DONE = "done"  # every track resolved, recorded and handed to dispatch
+    GONE = "gone"  # the item was removed; nothing to do
+    LOST_LEASE = "lost_lease"  # another worker owns the job now; stop without writing
+    FAILED = "failed"  # permanent: the item is not in the catalogue
+    RETRY = "retry"  # transient: the job runs again after a backoff
 
 
 @dataclass(frozen=True, slots=True)
 class ScheduleIngestionCommand:
-    job: ClaimedJob
+    jobs: tuple[ClaimedJob, ...]  # in claim order, which decides who records a shared ISRC
     worker: str
     lease: timedelta
 
 
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    """One track of an item, at its position in the item."""
+
+    item: LibraryItem
+    position: int
+    track: CatalogTrack
+
+
 @dataclass(slots=True)
 class _Batch:
-    """Pages taken from the catalogue and deduped, not yet checked nor written."""
+    """What the catalogue gave and is not written yet, and the jobs its write ends."""
 
-    pages: list[AlbumPage] = field(default_factory=list)
-    links: list[ItemTrackLink] = field(default_factory=list)
-    requests: dict[Isrc, IngestionRequest] = field(default_factory=dict)  # in album order
+    entries: list[_Entry] = field(default_factory=list)  # in claim order, then album order
+    descriptions: list[ItemDescription] = field(default_factory=list)
+    give_ups: dict[LibraryItemId, str] = field(default_factory=dict)  # item -> reason
+    finishing: list[LibraryItemId] = field(default_factory=list)  # resolved in full
+
+    def take(self, other: _Batch) -> None:
+        self.entries += other.entries
+        self.descriptions += other.descriptions
+        self.give_ups |= other.give_ups
+        self.finishing += other.finishing
+
+    def is_empty(self) -> bool:
+        return not (self.entries or self.descriptions or self.give_ups or self.finishing)
+
+    def item_ids(self) -> list[LibraryItemId]:
+        ids = [entry.item.id for entry in self.entries]
+        ids += [description.item_id for description in self.descriptions]
+        return list(dict.fromkeys([*ids, *self.give_ups, *self.finishing]))
+
+    def without(self, lost: set[LibraryItemId]) -> _Batch:
+        return _Batch(
+            entries=[entry for entry in self.entries if entry.item.id not in lost],
+            descriptions=[d for d in self.descriptions if d.item_id not in lost],
+            give_ups={i: reason for i, reason in self.give_ups.items() if i not in lost},
+            finishing=[i for i in self.finishing if i not in lost],
+        )
+
+    def links(self) -> list[ItemTrackLink]:
+        return [
+            ItemTrackLink(entry.item.id, entry.position, entry.track.catalog_id, entry.track.isrc)
+            for entry in self.entries
+        ]
+
+    def requests(self, seen: set[Isrc]) -> dict[Isrc, IngestionRequest]:
+        """One request per ISRC no earlier track had (those of earlier writes are in `seen`,
+        which is left as it is), the first track in claim and album order winning."""
+        candidates = [CandidateTrack(e.track.catalog_id, e.track.isrc) for e in self.entries]
+        first_entry: dict[CatalogId, _Entry] = {}
+        for entry in self.entries:
+            first_entry.setdefault(entry.track.catalog_id, entry)
+        requests: dict[Isrc, IngestionRequest] = {}
+        for candidate in dedupe(candidates, set(seen)).unique:
+            entry = first_entry[candidate.track_id]
+            assert candidate.isrc is not None  # dedupe keeps only tracks with an ISRC
+            requests[candidate.isrc] = IngestionRequest(
+                isrc=candidate.isrc,
+                track_id=candidate.track_id,
+                album_id=(
+                    entry.item.catalog_id
+                    if entry.item.kind is LibraryItemKind.ALBUM
+                    else entry.track.album_id
+                ),
+                library_item_id=entry.item.id,
+            )
+        return requests
 
 
 @dataclass(slots=True)
-class _Progress:
-    """What a job has done so far, across its batches."""
+class _Run:
+    """One call's progress across its writes."""
 
-    written: int = 0  # batches written; the first one holds the first page alone
-    # Once the queue refuses, stop dispatching batch by batch: a failing send can take
+    command: ScheduleIngestionCommand
+    outcomes: dict[LibraryItemId, JobOutcome] = field(default_factory=dict)
+    seen: set[Isrc] = field(default_factory=set)  # the ISRCs of every earlier write
+    pending: _Batch = field(default_factory=_Batch)
+    writes: int = 0
+    # Once the queue refuses, stop dispatching write by write: a failing send can take
     # seconds, and the relay's sweep retries the recorded rows with backoff anyway.
     dispatch_inline: bool = True
 
-
-# What the page fetcher hands over: a page, the exception that ended the stream, or None at its
-# end.
-_Fetched = AlbumPage | Exception | None
+    def unsettled(self) -> list[ClaimedJob]:
+        return [job for job in self.command.jobs if job.item_id not in self.outcomes]
 
 
 class ScheduleIngestion:
-    """The relay's unit of work for one album (the relay batches track items through
-    ScheduleTrackBatch, ADR 0017; a track item given here is an album of one): stream its
-    tracks from the catalogue, dedupe them by ISRC (first in album order wins), drop ISRCs the
-    ledger has settled, ask the index which are held (failing open), record the rest as
-    requests and link every track to the item, in one transaction per batch; then dispatch.
+    """The relay's unit of work for a claimed batch of jobs (ADR 0023): resolve the items'
+    tracks from the catalogue, dedupe them by ISRC (the first in claim order, then album order,
+    wins), drop ISRCs the ledger has settled, ask the index which are held (failing open), and
+    in one transaction per write renew the leases, describe and link the items, record the
+    requests and end the jobs resolved in full; then dispatch.
 
-    A background task fetches the catalogue's pages ahead, so the next page is on its way while
-    the current one is handled. The first page is handled alone, as soon as it arrives, so the
-    first events leave after one catalogue response; the pages after it are handled together,
-    in batches of up to SCHEDULING_BATCH_TRACKS tracks, once the catalogue has no more or a
-    batch is full: one ledger query, one index call, one transaction and one dispatch per
-    batch instead of per page (ADR 0015). If the stream fails part-way, the pages that did
-    arrive are handled before the failure takes its course.
+    An album is one job with many pages; track items are many jobs with one catalogue lookup.
+    Both go through the same write. The first catalogue answer is written alone, as soon as it
+    arrives, so the first events leave after one catalogue response; what comes after it is
+    written together once the catalogue has no more or SCHEDULING_BATCH_TRACKS tracks are
+    waiting: one ledger query, one index call, one transaction and one dispatch per write. If an
+    album's stream fails part-way, the pages that did arrive are written first.
 
-    A catalogue that does not know the item fails the job for good (the item shows FAILED with
-    the reason); any other failure retries the job with backoff. Idempotent: running a job
-    again records nothing twice, because the ledger is keyed by ISRC."""
+    Every job ends on its own. An item the catalogue does not know fails its job for good (the
+    item shows FAILED with the reason); a removed item is skipped; a job whose lease another
+    worker took is not written, and an ISRC it would have recorded goes to the next item still
+    ours. Anything else (catalogue, index or storage down, or an unexpected error) retries every
+    job not yet ended, each with its own backoff: a job is never dropped; unexpected errors are
+    raised after that. Idempotent: running a job again records nothing twice, because the
+    ledger is keyed by ISRC."""
 
     def __init__(
         self,
@@ -116,189 +181,222 @@ class ScheduleIngestion:
         self._clock = clock
         self._metrics = metrics
 
-    async def __call__(self, command: ScheduleIngestionCommand) -> JobOutcome:
-        job = command.job
+    async def __call__(self, command: ScheduleIngestionCommand) -> dict[LibraryItemId, JobOutcome]:
+        """Every job's outcome, keyed by its item."""
+        run = _Run(command)
         try:
-            outcome = await self._schedule(command)
-        except CatalogItemNotFound as error:
-            async with self._uow_factory() as uow:
-                await uow.jobs.give_up(
-                    job.item_id, worker=command.worker, reason=str(error), now=self._clock.now()
-                )
-                await uow.commit()
-            self._metrics.job_failed(permanent=True)
-            return JobOutcome.FAILED
-        except (CatalogUnavailable, IndexUnavailable, Exception) as error:
-            # Anything else is treated as transient: a job is never dropped.
-            await self._retry_later(command, reason=describe(error))
-            self._metrics.job_failed(permanent=False)
+            await self._schedule(run)
+        except Exception as error:
+            # Transient or unknown, it is the same to the jobs: none is dropped. The jobs
+            # already ended (failed, gone, lost, or done) are not touched again.
+            unsettled = run.unsettled()
+            await self._retry_later(command, unsettled, reason=describe(error))
+            for job in unsettled:
+                run.outcomes[job.item_id] = JobOutcome.RETRY
+                self._metrics.job_failed(permanent=False)
             if not isinstance(error, CatalogUnavailable | IndexUnavailable):
                 raise
-            return JobOutcome.RETRY
-        if outcome is JobOutcome.DONE:
-            finished = self._clock.now()
-            self._metrics.job_finished(
-                seconds_since_enqueued=(finished - job.enqueued_at).total_seconds()
+        return run.outcomes
+
+    async def _schedule(self, run: _Run) -> None:
+        ids = [job.item_id for job in run.command.jobs]
+        async with self._uow_factory() as uow:
+            found = await uow.jobs.items(ids)
+        tracks: list[LibraryItem] = []
+        albums: list[LibraryItem] = []
+        for item_id in ids:
+            item = found.get(item_id)
+            if item is None:
+                run.outcomes[item_id] = JobOutcome.GONE  # removed, and its job with it
+            elif item.kind is LibraryItemKind.TRACK:
+                tracks.append(item)
+            else:
+                albums.append(item)
+        for part in chunked(tracks, SCHEDULING_BATCH_TRACKS):
+            await self._take(run, await self._resolve_tracks(part))
+        for album in albums:
+            await self._resolve_album(run, album)
+        await self._write(run)  # what is left, and the jobs it ends
+
+    async def _resolve_tracks(self, items: Sequence[LibraryItem]) -> _Batch:
+        """Track items: one catalogue lookup for all of them; each is resolved in full."""
+        found = await self._catalog.tracks([item.catalog_id for item in items])
+        resolved = _Batch()
+        for item in items:
+            track = found.get(item.catalog_id)
+            if track is None:
+                error = CatalogItemNotFound("track", item.catalog_id.value)
+                resolved.give_ups[item.id] = str(error)
+                continue
+            resolved.entries.append(_Entry(item, 0, track))
+            resolved.descriptions.append(
+                ItemDescription(item.id, title=track.title, artist_names=track.artist_names)
             )
-        return outcome
+            resolved.finishing.append(item.id)
+        return resolved
 
-    async def _schedule(self, command: ScheduleIngestionCommand) -> JobOutcome:
-        job = command.job
-        async with self._uow_factory() as uow:
-            item = await uow.jobs.item(job.item_id)
-        if item is None:
-            return JobOutcome.GONE
-        fetched: asyncio.Queue[_Fetched] = asyncio.Queue(maxsize=PREFETCH_PAGES)
-        fetcher = asyncio.create_task(self._fetch(item, fetched), name=f"pages-{item.id}")
-        try:
-            outcome = await self._handle(command, item, fetched)
-        finally:
-            # However the job ends (done, lost lease, failure, cancelled), the fetcher ends
-            # with it. Waiting, not just cancelling, is what keeps it from outliving the job;
-            # asyncio.wait neither raises the fetcher's outcome nor cancels it a second time.
-            fetcher.cancel()
-            await asyncio.wait({fetcher})
-        if outcome is not JobOutcome.DONE:
-            return outcome
-        async with self._uow_factory() as uow:
-            await uow.jobs.finish(item.id, worker=command.worker, now=self._clock.now())
-            await uow.commit()
-        return JobOutcome.DONE
-
-    async def _fetch(self, item: LibraryItem, fetched: asyncio.Queue[_Fetched]) -> None:
-        """Move the item's pages into `fetched`, then None; or the exception that stopped the
-        stream, which the job raises in its own task once it has taken the pages before it."""
-        pages = self._pages(item)
+    async def _resolve_album(self, run: _Run, item: LibraryItem) -> None:
+        """An album item: its pages in order, each taken as it arrives."""
+        pages = self._catalog.album_pages(item.catalog_id)
+        position = 0
         try:
             async for page in pages:
-                await fetched.put(page)
-        except Exception as error:  # every failure is the job's to judge, in order
-            await fetched.put(error)
-            return
+                await self._take(run, _album_page(item, page, position))
+                position += len(page.tracks)
+                if item.id in run.outcomes:  # its lease was lost: stop asking for pages
+                    return
+            _finished_with_its_stream(run, item.id)
+        except CatalogItemNotFound as error:
+            run.pending.give_ups[item.id] = str(error)
+        except Exception:
+            # The pages that arrived before the failure are as good as ever: write them,
+            # then let the failure take its course.
+            await self._write(run)
+            raise
         finally:
-            # Closed here, in this task: left to the garbage collector, an abandoned stream
-            # would be closed by a task of the event loop's own, after the job ended.
-            await pages.aclose()
-        await fetched.put(None)
+            # Closed here and now: left to the garbage collector, the stream (and whatever it
+            # reads ahead) would outlive the job.
+            await _close(pages)
 
-    async def _pages(self, item: LibraryItem) -> AsyncGenerator[AlbumPage, None]:
-        if item.kind is LibraryItemKind.ALBUM:
-            pages = self._catalog.album_pages(item.catalog_id)
-            try:
-                async for page in pages:
-                    yield page
-            finally:
-                if isinstance(pages, AsyncGenerator):
-                    await pages.aclose()
+    async def _take(self, run: _Run, resolved: _Batch) -> None:
+        """Add what the catalogue answered to the pending batch; write the first answer alone,
+        and a batch once it is full (never past SCHEDULING_BATCH_TRACKS)."""
+        waiting = len(run.pending.entries)
+        if waiting and waiting + len(resolved.entries) > SCHEDULING_BATCH_TRACKS:
+            await self._write(run)
+        run.pending.take(resolved)
+        if run.writes == 0 or len(run.pending.entries) >= SCHEDULING_BATCH_TRACKS:
+            await self._write(run)
+
+    async def _write(self, run: _Run) -> None:
+        """Check, record, link, end and dispatch the pending batch, in one transaction. Jobs
+        whose lease is no longer ours end as LOST_LEASE and nothing of theirs is written."""
+        batch, run.pending = run.pending, _Batch()
+        if batch.is_empty():
             return
-        track = await self._catalog.track(item.catalog_id)
-        # A track item is an album of one, headed by the track itself.
-        header = CatalogAlbum(
-            catalog_id=item.catalog_id, title=track.title, artist_names=track.artist_names
-        )
-        yield AlbumPage(album=header, tracks=(track,), is_last=True)
-
-    async def _handle(
-        self,
-        command: ScheduleIngestionCommand,
-        item: LibraryItem,
-        fetched: asyncio.Queue[_Fetched],
-    ) -> JobOutcome:
-        """Take the pages in album order: write the first alone, the rest in batches."""
-        seen: set[Isrc] = set()  # the ISRCs of every earlier page, so dedupe spans the album
-        position = 0
-        batch = _Batch()
-        progress = _Progress()
-        while True:
-            got = await fetched.get()
-            if isinstance(got, Exception):
-                # The pages that arrived before the failure are as good as ever: write them,
-                # as page-by-page handling did, then let the failure take its course.
-                if batch.pages and not await self._write(command, item, batch, progress):
-                    return JobOutcome.LOST_LEASE
-                raise got
-            if got is None:
-                break
-            page = got
-            links = [
-                ItemTrackLink(position + offset, track.catalog_id, track.isrc)
-                for offset, track in enumerate(page.tracks)
-            ]
-            position += len(page.tracks)
-            requests = new_requests(item, page.tracks, seen)
-            if batch.pages and len(batch.links) + len(links) > SCHEDULING_BATCH_TRACKS:
-                # Full before this page: write it as it is, so no batch outgrows the bound.
-                if not await self._write(command, item, batch, progress):
-                    return JobOutcome.LOST_LEASE
-                batch = _Batch()
-            batch.pages.append(page)
-            batch.links += links
-            batch.requests |= requests
-            if progress.written == 0 or len(batch.links) >= SCHEDULING_BATCH_TRACKS:
-                if not await self._write(command, item, batch, progress):
-                    return JobOutcome.LOST_LEASE
-                batch = _Batch()
-        if batch.pages and not await self._write(command, item, batch, progress):
-            return JobOutcome.LOST_LEASE
-        return JobOutcome.DONE
-
-    async def _write(
-        self,
-        command: ScheduleIngestionCommand,
-        item: LibraryItem,
-        batch: _Batch,
-        progress: _Progress,
-    ) -> bool:
-        """Check, record, link and dispatch one batch; False when the lease is lost, in which
-        case nothing of the batch is written."""
-        requests, already_indexed = await self._checked(list(batch.requests.values()))
+        requests = batch.requests(run.seen)
+        split = await self._split_unsettled(list(requests))
+        command = run.command
         async with self._uow_factory() as uow:
             now = self._clock.now()
-            if not await uow.jobs.extend_lease(
-                item.id, worker=command.worker, lease=command.lease, now=now
-            ):
-                return False
-            if progress.written == 0:
-                album = batch.pages[0].album
-                await uow.jobs.describe_item(
-                    item.id, title=album.title, artist_names=album.artist_names
-                )
-            await uow.ledger.link_tracks(item.id, batch.links)
-            await uow.ledger.record_indexed(already_indexed, now=now)
-            recorded = await uow.ledger.record_requests(requests, now=now)
+            touched = batch.item_ids()
+            ours = await uow.jobs.extend_leases(
+                touched, worker=command.worker, lease=command.lease, now=now
+            )
+            lost = {item_id for item_id in touched if item_id not in ours}
+            if lost:
+                # Lost to another worker, or removed since the read: not ours to write. An
+                # ISRC whose first holder was lost goes to the next holder still ours.
+                batch = batch.without(lost)
+                requests = batch.requests(run.seen)
+            if batch.give_ups:
+                await uow.jobs.give_up(batch.give_ups, worker=command.worker, now=now)
+            await uow.jobs.describe_items(batch.descriptions)
+            await uow.ledger.link_tracks(batch.links())
+            await uow.ledger.record_indexed(
+                [requests[isrc] for isrc in split.already_indexed if isrc in requests], now=now
+            )
+            recorded = await uow.ledger.record_requests(
+                [requests[isrc] for isrc in split.to_schedule if isrc in requests], now=now
+            )
+            await uow.jobs.finish(batch.finishing, worker=command.worker, now=now)
             await uow.commit()
-        progress.written += 1
-        if recorded and progress.dispatch_inline:
+        run.writes += 1
+        run.seen.update(requests)
+        self._settle(run, lost=lost, failed=batch.give_ups, done=batch.finishing)
+        if recorded and run.dispatch_inline:
             report = await self._dispatch()
-            progress.dispatch_inline = not report.queue_unavailable
-        return True
+            run.dispatch_inline = not report.queue_unavailable
 
-    async def _checked(
-        self, candidates: list[IngestionRequest]
-    ) -> tuple[list[IngestionRequest], list[IngestionRequest]]:
-        """Of the batch's candidates, those to request, and those the index turned out to hold
-        already; the ones the ledger has settled are in neither."""
-        requests = {request.isrc: request for request in candidates}
-        split = await split_unsettled(
-            list(requests),
-            uow_factory=self._uow_factory,
-            index=self._index,
-            clock=self._clock,
-            metrics=self._metrics,
-        )
-        return (
-            [requests[isrc] for isrc in split.to_schedule],
-            [requests[isrc] for isrc in split.already_indexed],
-        )
+    def _settle(
+        self,
+        run: _Run,
+        *,
+        lost: Iterable[LibraryItemId],
+        failed: Iterable[LibraryItemId],
+        done: Iterable[LibraryItemId],
+    ) -> None:
+        for item_id in lost:
+            run.outcomes[item_id] = JobOutcome.LOST_LEASE
+        for item_id in failed:
+            run.outcomes[item_id] = JobOutcome.FAILED
+            self._metrics.job_failed(permanent=True)
+        finished = self._clock.now()
+        enqueued = {job.item_id: job.enqueued_at for job in run.command.jobs}
+        for item_id in done:
+            run.outcomes[item_id] = JobOutcome.DONE
+            self._metrics.job_finished(
+                seconds_since_enqueued=(finished - enqueued[item_id]).total_seconds()
+            )
 
-    async def _retry_later(self, command: ScheduleIngestionCommand, *, reason: str) -> None:
+    async def _split_unsettled(self, isrcs: Sequence[Isrc]) -> IndexFiltered:
+        """Of distinct `isrcs`, those to request and those the index turned out to hold
+        already; the ones the ledger has settled are in neither. One ledger query and at most
+        one index call, which fails open: a duplicate ingestion is cheaper than a lost one."""
+        if not isrcs:
+            return IndexFiltered((), ())
+        async with self._uow_factory() as uow:
+            settled = await uow.ledger.settled(isrcs, now=self._clock.now())
+        fresh = [isrc for isrc in isrcs if isrc not in settled]
+        if not fresh:
+            return IndexFiltered((), ())
+        try:
+            indexed: set[Isrc] | None = await self._index.indexed(fresh)
+        except IndexUnavailable:
+            indexed = None
+            self._metrics.index_failed_open()
+        return filter_indexed(fresh, indexed)
+
+    async def _retry_later(
+        self, command: ScheduleIngestionCommand, jobs: Sequence[ClaimedJob], *, reason: str
+    ) -> None:
+        if not jobs:
+            return
         now = self._clock.now()
         async with self._uow_factory() as uow:
             await uow.jobs.retry_later(
-                command.job.item_id,
+                {job.item_id: retry_at(job, now) for job in jobs},
                 worker=command.worker,
                 reason=reason,
-                run_after=retry_at(command.job, now),
                 now=now,
             )
             await uow.commit()
+
+
+def _album_page(item: LibraryItem, page: AlbumPage, position: int) -> _Batch:
+    """One page of an album item; the first names the item, the last resolves it in full."""
+    resolved = _Batch(
+        entries=[_Entry(item, position + n, track) for n, track in enumerate(page.tracks)]
+    )
+    if position == 0:
+        album = page.album
+        resolved.descriptions.append(
+            ItemDescription(item.id, title=album.title, artist_names=album.artist_names)
+        )
+    if page.is_last:
+        resolved.finishing.append(item.id)
+    return resolved
+
+
+def _finished_with_its_stream(run: _Run, item_id: LibraryItemId) -> None:
+    """An album whose stream ended is resolved in full, even if no page said it was the
+    last; the next write ends its job, unless one already did."""
+    if item_id not in run.outcomes and item_id not in run.pending.finishing:
+        run.pending.finishing.append(item_id)
+
+
+async def _close(pages: AsyncIterator[AlbumPage]) -> None:
+    close = getattr(pages, "aclose", None)
+    if close is not None:
+        await close()
+
+
+def retry_at(job: ClaimedJob, now: datetime) -> datetime:
+    """When a job that failed for a transient reason runs again: exponential in its attempts."""
+    return now + retry_delay(job.attempts, base=JOB_RETRY_BASE, cap=JOB_RETRY_CAP)
+
+
+def describe(error: BaseException) -> str:
+    """An error as the reason stored on the job (and shown as the item's lastError)."""
+    text = str(error) or type(error).__name__
+    return text[:500]

@@ -184,7 +184,6 @@ async def new_relay(app: FastAPI, *, concurrency: int = 4) -> Relay:
     return Relay(
         uow_factory=await resolved(container.uow_factory()),
         schedule=await resolved(container.schedule_ingestion()),
-        schedule_tracks=await resolved(container.schedule_track_batch()),
         dispatch=await resolved(container.dispatch_pending()),
         wakeups=await resolved(container.notifications()),
         clock=container.clock(),

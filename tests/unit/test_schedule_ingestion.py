@@ -1,47 +1,48 @@
-"""ScheduleIngestion against in-memory fakes: how many index calls, transactions and sends an
-album costs, the order its tracks are linked in, dedupe across the first page and the batch,
-prefetching (made observable with events, never with timing), and how failures end a job."""
+"""ScheduleIngestion against in-memory fakes: what a claimed batch of jobs costs (an album: the
+first page alone, the rest in writes of up to 1,000 tracks; track jobs: one of each call for the
+whole batch), the order tracks are linked in, dedupe across pages and items, and that every job
+ends on its own: unknown items, removed items, lost leases, shared ISRCs, transient failures."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import cast
 
 import pytest
 
 from application.ports.catalog import (
     AlbumPage,
     CatalogAlbum,
-    CatalogItemNotFound,
     CatalogTrack,
     CatalogUnavailable,
 )
-from application.ports.metrics import NoMetrics
 from application.ports.scheduling import ClaimedJob, ItemTrackLink
-from application.ports.unit_of_work import UnitOfWorkFactory
 from application.use_cases.dispatch_pending import DispatchPending, DispatchReport
 from application.use_cases.schedule_ingestion import (
+    JOB_RETRY_BASE,
     SCHEDULING_BATCH_TRACKS,
     JobOutcome,
     ScheduleIngestion,
     ScheduleIngestionCommand,
 )
-from domain.ingestion import IngestionRequest
 from domain.library import LibraryItem, LibraryItemKind
 from domain.values import CatalogId, Isrc, LibraryItemId, UserId
-from tests.unit.fakes import FakeClock, StagedLedger, StagedUnitOfWork
-from tests.unit.fakes import FakeIndex as Index
-from tests.unit.fakes import FakeQueue as Queue
+from tests.unit.fakes import (
+    FakeCatalog,
+    FakeClock,
+    FakeIndex,
+    FakeQueue,
+    SchedulingStore,
+    scheduling_uow_factory,
+)
 
-PAGE = 20  # TIDAL's page with include=items
 WORKER = "relay-1"
-# Generous, and only ever reached when the behaviour under test is missing: a test that waits
-# for an event fails after this instead of hanging.
-NEVER = 5.0
+ENQUEUED = datetime(2026, 1, 1, tzinfo=UTC)
+ALBUM_ID = CatalogId("777")
+HEADER = CatalogAlbum(ALBUM_ID, "An album", ("An artist",))
 
 
 def isrc(number: int) -> Isrc:
@@ -55,172 +56,141 @@ def album(size: int, *, isrcs: Sequence[Isrc | None] | None = None) -> list[Cata
             catalog_id=CatalogId(str(100_000 + position)),
             isrc=number,
             title=f"Track {position}",
-            album_id=CatalogId("777"),
+            album_id=ALBUM_ID,
         )
         for position, number in enumerate(numbers)
     ]
 
 
-# -- the ports --------------------------------------------------------------------------------
+def single(number: int, *, isrc_number: int | None = None) -> CatalogTrack:
+    return CatalogTrack(
+        catalog_id=CatalogId(str(500_000 + number)),
+        isrc=isrc(isrc_number if isrc_number is not None else 1_000 + number),
+        title=f"Single {number}",
+        artist_names=(f"Artist {number}",),
+        album_id=CatalogId(str(900_000 + number)),
+    )
 
 
-@dataclass
-class Store:
-    """What the fake database holds; only a commit changes it."""
+class Catalog(FakeCatalog):
+    """The shared fake catalogue, whose album stream can also break with any exception
+    (`broken_at`, a page number from 1) or on a track lookup (`lookup_failure`)."""
 
-    item: LibraryItem
-    lease_ours: bool = True
-    leases_left: int | None = None  # lease renewals granted before the job is lost
-    described: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
-    link_writes: list[list[ItemTrackLink]] = field(default_factory=list)
-    ledger: dict[Isrc, str] = field(default_factory=dict)  # ISRC -> state
-    requests: dict[Isrc, IngestionRequest] = field(default_factory=dict)  # in record order
-    recorded_twice: list[Isrc] = field(default_factory=list)
-    settled_queries: int = 0
-    commits: int = 0
-    finished: bool = False
-    given_up: list[str] = field(default_factory=list)
-    retries: list[str] = field(default_factory=list)
-
-    @property
-    def links(self) -> list[ItemTrackLink]:
-        return [link for write in self.link_writes for link in write]
-
-
-class Jobs:
-    def __init__(self, store: Store, staged: list[Callable[[], None]]) -> None:
-        self.store = store
-        self.staged = staged
-
-    async def item(self, item_id: LibraryItemId) -> LibraryItem | None:
-        return self.store.item if self.store.item.id == item_id else None
-
-    async def extend_lease(
-        self, item_id: LibraryItemId, *, worker: str, lease: timedelta, now: datetime
-    ) -> bool:
-        if self.store.leases_left is not None:
-            if self.store.leases_left == 0:
-                self.store.lease_ours = False
-            self.store.leases_left -= 1
-        return self.store.lease_ours
-
-    async def describe_item(
-        self, item_id: LibraryItemId, *, title: str, artist_names: Sequence[str]
-    ) -> None:
-        self.staged.append(lambda: self.store.described.append((title, tuple(artist_names))))
-
-    async def finish(self, item_id: LibraryItemId, *, worker: str, now: datetime) -> None:
-        self.staged.append(lambda: setattr(self.store, "finished", True))
-
-    async def give_up(
-        self, item_id: LibraryItemId, *, worker: str, reason: str, now: datetime
-    ) -> None:
-        self.staged.append(lambda: self.store.given_up.append(reason))
-
-    async def retry_later(
-        self,
-        item_id: LibraryItemId,
-        *,
-        worker: str,
-        reason: str,
-        run_after: datetime,
-        now: datetime,
-    ) -> None:
-        self.staged.append(lambda: self.store.retries.append(reason))
-
-
-class Ledger(StagedLedger):
-    async def link_tracks(self, item_id: LibraryItemId, links: Sequence[ItemTrackLink]) -> None:
-        written = list(links)
-        self.staged.append(lambda: self.store.link_writes.append(written))
-
-
-class UnitOfWork(StagedUnitOfWork):
-    def __init__(self, store: Store) -> None:
-        super().__init__()
-        self.store = store
-        self.jobs = Jobs(store, self.staged)
-        self.ledger = Ledger(store, self.staged)
-
-    async def commit(self) -> None:
-        await super().commit()
-        self.store.commits += 1
-
-
-class Catalog:
-    """An album served in pages of 20. `asked[n]` is set once page n (from 0) is asked for;
-    page n is delivered only once `gates[n]` is set (all are set unless a test clears one);
-    `fail_at` raises instead of delivering that page."""
-
-    def __init__(self, tracks: list[CatalogTrack], fail_at: dict[int, Exception] | None = None):
-        self.tracks = tracks
-        self.fail_at = fail_at or {}
-        self.pages = max(1, -(-len(tracks) // PAGE))
-        self.asked = [asyncio.Event() for _ in range(self.pages)]
-        self.gates = [asyncio.Event() for _ in range(self.pages)]
-        for gate in self.gates:
-            gate.set()
-        self.closed = False
-
-    async def track(self, track_id: CatalogId) -> CatalogTrack:
-        found = next((t for t in self.tracks if t.catalog_id == track_id), None)
-        if found is None:
-            raise CatalogItemNotFound("track", track_id.value)
-        return found
-
-    async def tracks(self, track_ids: Sequence[CatalogId]) -> dict[CatalogId, CatalogTrack]:
-        return {t.catalog_id: t for t in self.tracks if t.catalog_id in track_ids}
+    broken_at: tuple[int, Exception] | None = None
+    lookup_failure: Exception | None = None
 
     async def album_pages(self, album_id: CatalogId) -> AsyncIterator[AlbumPage]:
-        header = CatalogAlbum(album_id, "An album", ("An artist",))
+        pages = super().album_pages(album_id)
         try:
-            for number in range(self.pages):
-                self.asked[number].set()
-                await self.gates[number].wait()
-                if number in self.fail_at:
-                    raise self.fail_at[number]
-                chunk = tuple(self.tracks[number * PAGE : (number + 1) * PAGE])
-                yield AlbumPage(header, chunk, is_last=number == self.pages - 1)
+            number = 0
+            async for page in pages:
+                number += 1
+                if self.broken_at is not None and self.broken_at[0] == number:
+                    raise self.broken_at[1]
+                yield page
         finally:
-            self.closed = True
+            await pages.aclose()
+
+    async def tracks(self, track_ids: Sequence[CatalogId]) -> dict[CatalogId, CatalogTrack]:
+        if self.lookup_failure is not None:
+            self.batch_calls.append(list(track_ids))
+            raise self.lookup_failure
+        return await super().tracks(track_ids)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.finished = 0
+        self.failed: list[bool] = []  # `permanent`, per failed job
+
+    def job_claimed(self) -> None:
+        return None
+
+    def job_finished(self, *, seconds_since_enqueued: float) -> None:
+        assert seconds_since_enqueued >= 0
+        self.finished += 1
+
+    def job_failed(self, *, permanent: bool) -> None:
+        self.failed.append(permanent)
+
+    def index_failed_open(self) -> None:
+        return None
+
+    def events_dispatched(self, count: int) -> None:
+        return None
+
+    def dispatch_failed(self) -> None:
+        return None
 
 
 @dataclass
 class World:
-    store: Store
+    store: SchedulingStore
     catalog: Catalog
-    index: Index
-    queue: Queue
+    index: FakeIndex
+    queue: FakeQueue
+    metrics: Metrics
     schedule: ScheduleIngestion
     dispatches: list[DispatchReport]
+    jobs: list[ClaimedJob]
 
-    async def run(self) -> JobOutcome:
-        job = ClaimedJob(
-            self.store.item.id, attempts=1, enqueued_at=datetime(2026, 1, 1, tzinfo=UTC)
+    def item_of(self, number: int) -> LibraryItemId:
+        return self.jobs[number].item_id
+
+    async def run(self, jobs: Sequence[ClaimedJob] | None = None) -> list[JobOutcome]:
+        """Run the jobs (all by default); every task the run started has ended when it
+        returns."""
+        command = ScheduleIngestionCommand(
+            jobs=tuple(self.jobs if jobs is None else jobs),
+            worker=WORKER,
+            lease=timedelta(seconds=15),
         )
-        command = ScheduleIngestionCommand(job=job, worker=WORKER, lease=timedelta(seconds=15))
-        return await self.schedule(command)
+        before = asyncio.all_tasks()
+        outcomes = await self.schedule(command)
+        assert asyncio.all_tasks() <= before, asyncio.all_tasks() - before
+        assert set(outcomes) == {job.item_id for job in command.jobs}
+        return [outcomes[job.item_id] for job in command.jobs]
+
+    def claimed_again(self, jobs: Sequence[ClaimedJob] | None = None) -> None:
+        for job in self.jobs if jobs is None else jobs:
+            self.store.jobs[job.item_id].locked_by = WORKER
+
+    def statuses(self) -> list[str]:
+        return [self.store.jobs[job.item_id].status for job in self.jobs]
 
 
 def world(
-    tracks: list[CatalogTrack],
     *,
-    kind: LibraryItemKind = LibraryItemKind.ALBUM,
-    fail_at: dict[int, Exception] | None = None,
+    albums: Sequence[list[CatalogTrack]] = (),
+    singles: Sequence[CatalogTrack] = (),
+    known: Sequence[CatalogTrack] | None = None,
     held: set[Isrc] | None = None,
 ) -> World:
-    item = LibraryItem(
-        id=LibraryItemId(uuid.uuid4()),
-        user_id=UserId("alice"),
-        kind=kind,
-        catalog_id=CatalogId("777") if kind is LibraryItemKind.ALBUM else tracks[0].catalog_id,
-        added_at=datetime(2026, 1, 1, tzinfo=UTC),
+    """One job per item, claimed in this order: the albums (each with id 777, 778, ...), then
+    one track item per single (each its own user's). The catalogue knows the albums and
+    `known` (by default, every single)."""
+    store = SchedulingStore()
+    jobs = []
+    added = [(LibraryItemKind.ALBUM, CatalogId(str(777 + n))) for n in range(len(albums))]
+    added += [(LibraryItemKind.TRACK, track.catalog_id) for track in singles]
+    for number, (kind, catalog_id) in enumerate(added):
+        item = LibraryItem(
+            id=LibraryItemId(uuid.uuid4()),
+            user_id=UserId(f"user-{number}"),
+            kind=kind,
+            catalog_id=catalog_id,
+            added_at=ENQUEUED,
+        )
+        store.add(item, worker=WORKER)
+        jobs.append(ClaimedJob(item.id, attempts=number % 3 + 1, enqueued_at=ENQUEUED))
+    headers = [CatalogAlbum(CatalogId(str(777 + n)), "An album", ("An artist",)) for n in range(3)]
+    catalog = Catalog(
+        [(headers[n], tracks) for n, tracks in enumerate(albums)],
+        singles if known is None else known,
     )
-    store = Store(item)
-    # The fake speaks the two parts of the unit of work that scheduling uses.
-    uow_factory = cast(UnitOfWorkFactory, lambda: UnitOfWork(store))
-    catalog, index, queue, clock = Catalog(tracks, fail_at), Index(held), Queue(), FakeClock()
-    dispatch = DispatchPending(uow_factory, queue, clock, NoMetrics())
+    uow_factory = scheduling_uow_factory(store)
+    index, queue, clock, metrics = FakeIndex(held), FakeQueue(), FakeClock(), Metrics()
+    dispatch = DispatchPending(uow_factory, queue, clock, metrics)
     reports: list[DispatchReport] = []
 
     async def counted_dispatch() -> DispatchReport:
@@ -228,16 +198,8 @@ def world(
         reports.append(report)
         return report
 
-    schedule = ScheduleIngestion(uow_factory, catalog, index, counted_dispatch, clock, NoMetrics())
-    return World(store, catalog, index, queue, schedule, reports)
-
-
-async def run_without_leftovers(w: World) -> JobOutcome:
-    """Run the job; every task it started has ended by the time it returns."""
-    before = asyncio.all_tasks()
-    outcome = await w.run()
-    assert asyncio.all_tasks() <= before, asyncio.all_tasks() - before
-    return outcome
+    schedule = ScheduleIngestion(uow_factory, catalog, index, counted_dispatch, clock, metrics)
+    return World(store, catalog, index, queue, metrics, schedule, reports, jobs)
 
 
 async def until(condition: Callable[[], bool]) -> None:
@@ -249,73 +211,71 @@ async def until(condition: Callable[[], bool]) -> None:
     raise AssertionError("never happened")
 
 
-# -- call counts ------------------------------------------------------------------------------
+# -- an album: what it costs ------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
-    ("size", "index_calls", "dispatches", "sends"),
+    ("size", "index_calls", "sends"),
     [
-        (1, [1], 1, [1]),
-        (20, [20], 1, [20]),
-        (120, [20, 100], 2, [20, 100]),
-        (500, [20, 480], 2, [20, 480]),
-        # The batch after the first page stops at 1,000 tracks; the queue takes 500 a send.
-        (1_200, [20, 1_000, 180], 3, [20, 500, 500, 180]),
+        (1, [1], [1]),
+        (20, [20], [20]),
+        (120, [20, 100], [20, 100]),
+        (500, [20, 480], [20, 480]),
+        # A write after the first page stops at 1,000 tracks; the queue takes 500 a send.
+        (1_200, [20, 1_000, 180], [20, 500, 500, 180]),
     ],
 )
-async def test_the_first_page_goes_alone_and_the_rest_in_batches_of_a_thousand(
-    size: int, index_calls: list[int], dispatches: int, sends: list[int]
+async def test_an_albums_first_page_goes_alone_and_the_rest_in_writes_of_a_thousand(
+    size: int, index_calls: list[int], sends: list[int]
 ) -> None:
-    w = world(album(size))
+    w = world(albums=[album(size)])
 
-    assert await run_without_leftovers(w) is JobOutcome.DONE
+    assert await w.run() == [JobOutcome.DONE]
 
     assert w.index.calls == index_calls
     assert w.store.settled_queries == len(index_calls)
-    assert len(w.dispatches) == dispatches
+    assert len(w.dispatches) == len(index_calls)
     assert [len(batch) for batch in w.queue.sends] == sends
     assert w.queue.events == [isrc(n) for n in range(1, size + 1)]
-    # A transaction per batch, one per send (DispatchPending), and the job's end.
-    assert w.store.commits == len(index_calls) + len(sends) + 1
-    assert w.store.finished
-    assert w.store.described == [("An album", ("An artist",))]
+    # A transaction per write (the last one ends the job) and one per send (DispatchPending).
+    assert w.store.commits == len(index_calls) + len(sends)
+    assert w.statuses() == ["done"]
+    assert w.store.described == {w.item_of(0): ("An album", ("An artist",))}
+    assert w.metrics.finished == 1
 
 
-def test_the_batch_bound_is_what_one_index_lookup_takes() -> None:
+def test_the_write_bound_is_what_one_index_lookup_takes() -> None:
     assert SCHEDULING_BATCH_TRACKS == 1_000
 
 
-async def test_a_track_item_is_an_album_of_one() -> None:
-    tracks = album(3)
-    w = world(tracks[1:2], kind=LibraryItemKind.TRACK)
+async def test_an_album_without_tracks_is_described_and_done() -> None:
+    w = world(albums=[[]])
 
-    assert await run_without_leftovers(w) is JobOutcome.DONE
+    assert await w.run() == [JobOutcome.DONE]
 
-    assert w.index.calls == [1]
-    assert [len(batch) for batch in w.queue.sends] == [1]
-    assert w.queue.sends[0][0].album_id == CatalogId("777")
-    assert w.store.described == [("Track 1", ())]
+    assert (w.index.calls, w.queue.sends, w.store.links) == ([], [], [])
+    assert w.store.described == {w.item_of(0): ("An album", ("An artist",))}
 
 
-# -- links and dedupe -------------------------------------------------------------------------
+# -- an album: links and dedupe ---------------------------------------------------------------
 
 
 async def test_every_track_is_linked_in_album_order_and_each_isrc_requested_once() -> None:
     numbers: list[Isrc | None] = [isrc(n) for n in range(1, 121)]
-    numbers[24] = numbers[2]  # the first page's ISRC again, in the batch
-    numbers[70] = numbers[45]  # twice inside the batch
+    numbers[24] = numbers[2]  # the first page's ISRC again, in the later write
+    numbers[70] = numbers[45]  # twice inside the later write
     numbers[5] = None  # no ISRC, on the first page
-    numbers[99] = None  # and in the batch
+    numbers[99] = None  # and in the later write
     tracks = album(120, isrcs=numbers)
-    w = world(tracks)
+    w = world(albums=[tracks])
 
-    assert await run_without_leftovers(w) is JobOutcome.DONE
+    assert await w.run() == [JobOutcome.DONE]
 
     assert w.store.links == [
-        ItemTrackLink(position, track.catalog_id, track.isrc)
+        ItemTrackLink(w.item_of(0), position, track.catalog_id, track.isrc)
         for position, track in enumerate(tracks)
     ]
-    # Written in two transactions: the first page, then the other 100.
+    # Written by two statements: the first page, then the other 100.
     assert [len(write) for write in w.store.link_writes] == [20, 100]
     first_seen = list(dict.fromkeys(n for n in numbers if n is not None))
     assert w.queue.events == first_seen
@@ -323,15 +283,16 @@ async def test_every_track_is_linked_in_album_order_and_each_isrc_requested_once
     # The first track in album order wins.
     assert w.store.requests[isrc(3)].track_id == tracks[2].catalog_id
     assert w.store.requests[isrc(46)].track_id == tracks[45].catalog_id
+    assert w.store.requests[isrc(3)].album_id == ALBUM_ID
     assert not w.store.recorded_twice
 
 
 async def test_what_the_ledger_settled_or_the_index_holds_is_not_requested() -> None:
-    w = world(album(120), held={isrc(2), isrc(50)})
+    w = world(albums=[album(120)], held={isrc(2), isrc(50)})
     w.store.ledger[isrc(1)] = "dispatched"
     w.store.ledger[isrc(40)] = "indexed"
 
-    assert await run_without_leftovers(w) is JobOutcome.DONE
+    assert await w.run() == [JobOutcome.DONE]
 
     assert w.index.calls == [19, 99]
     assert w.store.ledger[isrc(2)] == w.store.ledger[isrc(50)] == "indexed"
@@ -344,143 +305,319 @@ async def test_what_the_ledger_settled_or_the_index_holds_is_not_requested() -> 
 
 
 async def test_an_unavailable_index_fails_open() -> None:
-    w = world(album(120), held={isrc(2)})
+    w = world(albums=[album(120)], held={isrc(2)})
     w.index.up = False
 
-    assert await run_without_leftovers(w) is JobOutcome.DONE
+    assert await w.run() == [JobOutcome.DONE]
 
     assert w.queue.events == [isrc(n) for n in range(1, 121)]
 
 
-# -- prefetching ------------------------------------------------------------------------------
+# -- an album: failures -----------------------------------------------------------------------
 
 
-async def test_the_next_page_is_asked_for_while_the_first_is_handled() -> None:
-    w = world(album(60))
-    w.catalog.gates[1].clear()  # page 2 is asked for, but arrives only when the test says
+async def test_a_catalogue_failing_mid_album_retries_the_job_after_writing_what_arrived() -> None:
+    w = world(albums=[album(100)])
+    w.catalog.fail_before_page = 4
 
-    async def the_second_page_is_asked_for() -> None:
-        if len(w.index.calls) == 1:  # the first page's index call, still unanswered
-            await asyncio.wait_for(w.catalog.asked[1].wait(), NEVER)
+    assert await w.run() == [JobOutcome.RETRY]
 
-    w.index.before_answer = the_second_page_is_asked_for
-    job = asyncio.create_task(w.run())
-    # The first page's events leave while page 2 is still on its way.
-    await until(lambda: bool(w.queue.sends) or job.done())
-    assert not job.done()
-    assert w.queue.events == [isrc(n) for n in range(1, 21)]
-    assert not w.catalog.asked[2].is_set()  # only the page being fetched
-
-    w.catalog.gates[1].set()
-    assert await job is JobOutcome.DONE
-    assert w.index.calls == [20, 40]
-    assert w.queue.events == [isrc(n) for n in range(1, 61)]
-
-
-async def test_later_pages_are_asked_for_while_a_full_batch_is_written() -> None:
-    w = world(album(1_100))
-
-    async def the_page_after_the_batch_is_asked_for() -> None:
-        if len(w.index.calls) == 2:  # the index call of the batch of pages 2 to 51
-            await asyncio.wait_for(w.catalog.asked[51].wait(), NEVER)
-
-    w.index.before_answer = the_page_after_the_batch_is_asked_for
-
-    assert await run_without_leftovers(w) is JobOutcome.DONE
-    assert w.index.calls == [20, 1_000, 80]
-
-
-# -- failures ---------------------------------------------------------------------------------
-
-
-async def test_a_catalogue_failing_mid_stream_retries_the_job_after_writing_what_arrived() -> None:
-    w = world(album(100), fail_at={3: CatalogUnavailable("TIDAL answered 503")})
-
-    assert await run_without_leftovers(w) is JobOutcome.RETRY
-
-    assert w.store.retries == ["TIDAL answered 503"]
-    assert not w.store.finished
+    job = w.store.jobs[w.item_of(0)]
+    assert (job.status, job.locked_by, job.last_error) == ("pending", None, "page 4 timed out")
     assert [len(write) for write in w.store.link_writes] == [20, 40]
     assert w.queue.events == [isrc(n) for n in range(1, 61)]
-    assert w.catalog.closed
+    assert w.catalog.events[-1] == "catalogue stream closed"
+    assert w.metrics.failed == [False]
 
     # The retry records and sends only the rest: the ledger is keyed by ISRC.
-    w.catalog.fail_at.clear()
-    assert await run_without_leftovers(w) is JobOutcome.DONE
+    w.catalog.fail_before_page = None
+    w.claimed_again()
+    assert await w.run() == [JobOutcome.DONE]
     assert w.queue.events == [isrc(n) for n in range(1, 101)]
     assert not w.store.recorded_twice
     assert w.store.links[-1].position == 99
 
 
 async def test_an_album_the_catalogue_does_not_know_fails_the_job_for_good() -> None:
-    w = world(album(40), fail_at={0: CatalogItemNotFound("album", "777")})
+    w = world(albums=[album(40)])
+    del w.catalog.albums[ALBUM_ID]
 
-    assert await run_without_leftovers(w) is JobOutcome.FAILED
+    assert await w.run() == [JobOutcome.FAILED]
 
-    assert w.store.given_up == ["album 777 is not in the catalogue"]
+    job = w.store.jobs[w.item_of(0)]
+    assert (job.status, job.last_error) == ("failed", "album 777 is not in the catalogue")
     assert (w.store.links, w.index.calls, w.queue.sends) == ([], [], [])
-    assert not w.store.retries
+    assert w.metrics.failed == [True]
 
 
 async def test_an_unexpected_failure_of_the_stream_retries_the_job_and_is_raised() -> None:
-    w = world(album(40), fail_at={1: RuntimeError("a bug")})
+    w = world(albums=[album(40)])
+    w.catalog.broken_at = (2, RuntimeError("a bug"))
 
     with pytest.raises(RuntimeError, match="a bug"):
-        await run_without_leftovers(w)
+        await w.run()
 
-    assert w.store.retries == ["a bug"]
+    assert w.store.jobs[w.item_of(0)].last_error == "a bug"
+    assert w.statuses() == ["pending"]
     assert w.queue.events == [isrc(n) for n in range(1, 21)]
 
 
-async def test_a_job_that_loses_its_lease_stops_without_writing_and_stops_fetching() -> None:
-    w = world(album(1_200))
-    w.store.leases_left = 1  # the first page's transaction, then the lease is gone
+async def test_a_job_that_loses_its_lease_stops_writing_and_stops_reading_its_album() -> None:
+    w = world(albums=[album(1_200)])
+    w.store.leases_left = 1  # the first page's write, then another worker has the job
 
-    assert await run_without_leftovers(w) is JobOutcome.LOST_LEASE
+    assert await w.run() == [JobOutcome.LOST_LEASE]
 
     assert [len(write) for write in w.store.link_writes] == [20]
     assert w.queue.events == [isrc(n) for n in range(1, 21)]
     assert w.index.calls == [20, 1_000]  # asked before the lease was found gone
-    assert not (w.store.finished or w.store.retries or w.store.given_up)
-    # The fetch stopped with the job: only a few pages past the batch were asked for.
-    assert w.catalog.closed
-    assert not w.catalog.asked[-1].is_set()
+    assert w.store.jobs[w.item_of(0)].status == "pending"  # the other worker's to finish
+    # The stream was closed with the job: no page past the write that found the loss.
+    assert w.catalog.events[-1] == "catalogue stream closed"
+    assert "catalogue asked for page 52" not in w.catalog.events
 
 
-async def test_a_lost_lease_with_the_catalogue_mid_page_ends_the_fetch_too() -> None:
-    w = world(album(120))
-    w.store.leases_left = 0
-    w.catalog.gates[1].clear()  # never released: the fetch of page 2 hangs
-
-    assert await run_without_leftovers(w) is JobOutcome.LOST_LEASE
-
-    assert w.store.links == []
-    assert w.catalog.asked[1].is_set()
-    assert w.catalog.closed
-
-
-async def test_a_cancelled_job_leaves_no_task_behind() -> None:
-    w = world(album(120))
-    w.catalog.gates[2].clear()  # the job waits for page 3 forever
-    before = asyncio.all_tasks()
+async def test_a_cancelled_job_closes_its_album_stream_at_once() -> None:
+    w = world(albums=[album(120)])
+    w.catalog.gate_before_page[3] = asyncio.Event()  # never set: page 3 never comes
     job = asyncio.create_task(w.run())
-    await until(lambda: bool(w.store.link_writes) and w.catalog.asked[2].is_set())
+    await until(lambda: "catalogue asked for page 3" in w.catalog.events)
 
     job.cancel()
     with pytest.raises(asyncio.CancelledError):
         await job
 
-    assert asyncio.all_tasks() <= before
-    assert w.catalog.closed
+    assert w.catalog.events[-1] == "catalogue stream closed"
     assert [len(write) for write in w.store.link_writes] == [20]
 
 
-async def test_with_the_queue_down_the_job_stops_dispatching_and_still_records_everything() -> None:
-    w = world(album(1_200))
+async def test_with_the_queue_down_the_album_stops_dispatching_and_still_records_all() -> None:
+    w = world(albums=[album(1_200)])
     w.queue.up = False
 
-    assert await run_without_leftovers(w) is JobOutcome.DONE
+    assert await w.run() == [JobOutcome.DONE]
 
     assert len(w.dispatches) == 1  # the first refusal; the relay's sweep sends the rest
     assert set(w.store.ledger.values()) == {"requested"}
     assert len(w.store.ledger) == 1_200
+
+
+# -- track jobs: one of each call for the batch -----------------------------------------------
+
+
+async def test_fifty_track_jobs_cost_one_call_of_each_kind() -> None:
+    tracks = [single(n) for n in range(50)]
+    w = world(singles=tracks)
+
+    assert await w.run() == [JobOutcome.DONE] * 50
+
+    assert w.store.item_reads == 1
+    assert w.catalog.batch_calls == [[t.catalog_id for t in tracks]]
+    assert w.store.settled_queries == 1
+    assert w.index.calls == [50]
+    assert len(w.dispatches) == 1
+    assert [len(batch) for batch in w.queue.sends] == [50]
+    assert w.queue.events == [t.isrc for t in tracks]
+    # The write (which ends the jobs) and the send's own transaction (DispatchPending).
+    assert w.store.commits == 2
+    assert w.statuses() == ["done"] * 50
+    assert w.metrics.finished == 50
+    for job, t in zip(w.jobs, tracks, strict=True):
+        assert w.store.described[job.item_id] == (t.title, t.artist_names)
+        assert w.store.links_of(job.item_id) == [
+            ItemTrackLink(job.item_id, 0, t.catalog_id, t.isrc)
+        ]
+        assert t.isrc is not None
+        request = w.store.requests[t.isrc]
+        assert (request.library_item_id, request.album_id) == (job.item_id, t.album_id)
+
+
+async def test_track_jobs_skip_what_the_ledger_settled_or_the_index_holds() -> None:
+    tracks = [single(n) for n in range(4)]
+    w = world(singles=tracks, held={isrc(1_001)})
+    w.store.ledger[isrc(1_000)] = "dispatched"
+
+    assert await w.run() == [JobOutcome.DONE] * 4
+
+    assert w.index.calls == [3]
+    assert w.store.ledger[isrc(1_001)] == "indexed"
+    assert w.queue.events == [isrc(1_002), isrc(1_003)]
+    assert {link.item_id for link in w.store.links} == {job.item_id for job in w.jobs}
+
+
+async def test_nothing_to_request_still_links_and_finishes_without_a_dispatch() -> None:
+    w = world(singles=[single(0), single(1)])
+    w.store.ledger.update({isrc(1_000): "indexed", isrc(1_001): "requested"})
+
+    assert await w.run() == [JobOutcome.DONE] * 2
+
+    assert (w.index.calls, w.dispatches) == ([], [])
+    assert len(w.store.links) == 2
+    assert w.statuses() == ["done", "done"]
+
+
+async def test_a_track_the_catalogue_does_not_know_fails_only_its_own_job() -> None:
+    tracks = [single(n) for n in range(3)]
+    w = world(singles=tracks, known=[tracks[0], tracks[2]])
+
+    assert await w.run() == [JobOutcome.DONE, JobOutcome.FAILED, JobOutcome.DONE]
+
+    assert w.statuses() == ["done", "failed", "done"]
+    missing = w.store.jobs[w.item_of(1)]
+    assert missing.last_error == f"track {tracks[1].catalog_id.value} is not in the catalogue"
+    assert w.store.links_of(w.item_of(1)) == []
+    assert w.queue.events == [isrc(1_000), isrc(1_002)]
+    assert (w.metrics.finished, w.metrics.failed) == (2, [True])
+
+
+async def test_an_unavailable_catalogue_retries_every_job_with_its_own_backoff() -> None:
+    w = world(singles=[single(n) for n in range(3)])
+    w.catalog.lookup_failure = CatalogUnavailable("TIDAL answered 503")
+
+    assert await w.run() == [JobOutcome.RETRY] * 3
+
+    assert w.statuses() == ["pending"] * 3
+    for job in w.jobs:
+        row = w.store.jobs[job.item_id]
+        assert (row.locked_by, row.last_error) == (None, "TIDAL answered 503")
+    run_after = [w.store.jobs[job.item_id].run_after or ENQUEUED for job in w.jobs]
+    # Attempts 1, 2 and 3: base, 2 x base and 4 x base after the same moment.
+    assert [later - run_after[0] for later in run_after] == [
+        timedelta(0),
+        JOB_RETRY_BASE,
+        3 * JOB_RETRY_BASE,
+    ]
+    assert (w.store.links, w.store.ledger, w.queue.sends) == ([], {}, [])
+    assert w.metrics.failed == [False] * 3
+
+
+async def test_an_unexpected_failure_retries_every_job_and_is_raised() -> None:
+    w = world(singles=[single(n) for n in range(2)])
+    w.catalog.lookup_failure = RuntimeError("a bug")
+
+    with pytest.raises(RuntimeError, match="a bug"):
+        await w.run()
+
+    assert [w.store.jobs[job.item_id].last_error for job in w.jobs] == ["a bug", "a bug"]
+    assert w.statuses() == ["pending", "pending"]
+
+
+async def test_a_dispatch_that_breaks_after_the_write_leaves_the_jobs_ended_and_is_raised() -> None:
+    tracks = [single(n) for n in range(3)]
+    w = world(singles=tracks, known=tracks[:2])
+    w.queue.failure = RuntimeError("the dispatch broke")  # after the write committed
+
+    with pytest.raises(RuntimeError, match="the dispatch broke"):
+        await w.run()
+
+    # The write ended every job; its requests wait in the ledger for the relay's sweep.
+    assert w.statuses() == ["done", "done", "failed"]
+    assert w.store.ledger == {isrc(1_000): "requested", isrc(1_001): "requested"}
+
+
+async def test_a_removed_item_is_skipped() -> None:
+    w = world(singles=[single(n) for n in range(3)])
+    del w.store.items[w.item_of(1)]
+    del w.store.jobs[w.item_of(1)]
+
+    outcomes = await w.run()
+
+    assert outcomes == [JobOutcome.DONE, JobOutcome.GONE, JobOutcome.DONE]
+    assert w.catalog.batch_calls == [[single(0).catalog_id, single(2).catalog_id]]
+    assert w.queue.events == [isrc(1_000), isrc(1_002)]
+
+
+async def test_an_item_removed_during_the_batch_is_not_written() -> None:
+    w = world(singles=[single(n) for n in range(2)])
+
+    def removed() -> None:
+        del w.store.items[w.item_of(0)]
+        del w.store.jobs[w.item_of(0)]
+
+    w.store.before_extend = removed
+
+    assert await w.run() == [JobOutcome.LOST_LEASE, JobOutcome.DONE]
+
+    assert {link.item_id for link in w.store.links} == {w.item_of(1)}
+    assert w.queue.events == [isrc(1_001)]
+
+
+async def test_a_job_whose_lease_was_lost_is_not_written_and_its_isrc_passes_on() -> None:
+    # Items 0 and 1 share an ISRC; item 0's job was taken over by another worker.
+    tracks = [single(0), single(1, isrc_number=1_000), single(2)]
+    w = world(singles=tracks)
+
+    def taken_over() -> None:
+        w.store.jobs[w.item_of(0)].locked_by = "relay-2"
+
+    w.store.before_extend = taken_over
+
+    assert await w.run() == [JobOutcome.LOST_LEASE, JobOutcome.DONE, JobOutcome.DONE]
+
+    assert w.store.links_of(w.item_of(0)) == []
+    assert w.item_of(0) not in w.store.described
+    assert w.store.jobs[w.item_of(0)].status == "pending"  # the other worker's to finish
+    assert w.store.requests[isrc(1_000)].library_item_id == w.item_of(1)
+    assert w.queue.events == [isrc(1_000), isrc(1_002)]
+
+
+async def test_an_isrc_in_two_items_is_requested_once_and_both_are_linked() -> None:
+    tracks = [single(0), single(1), single(2, isrc_number=1_000)]
+    w = world(singles=tracks)
+
+    assert await w.run() == [JobOutcome.DONE] * 3
+
+    assert w.index.calls == [2]
+    assert w.queue.events == [isrc(1_000), isrc(1_001)]
+    # The first in claim order records it.
+    assert w.store.requests[isrc(1_000)].library_item_id == w.item_of(0)
+    assert w.store.links_of(w.item_of(0)) == [
+        ItemTrackLink(w.item_of(0), 0, tracks[0].catalog_id, isrc(1_000))
+    ]
+    assert w.store.links_of(w.item_of(2)) == [
+        ItemTrackLink(w.item_of(2), 0, tracks[2].catalog_id, isrc(1_000))
+    ]
+    assert not w.store.recorded_twice
+
+
+async def test_running_jobs_again_records_and_sends_nothing_twice() -> None:
+    w = world(albums=[album(30)], singles=[single(n) for n in range(5)])
+    assert await w.run() == [JobOutcome.DONE] * 6
+
+    for job in w.jobs:  # as if the jobs had been claimed again (a crash before the end)
+        w.store.jobs[job.item_id].status = "pending"
+    w.claimed_again()
+    assert await w.run() == [JobOutcome.DONE] * 6
+
+    assert len(w.queue.events) == 35
+    assert not w.store.recorded_twice
+    assert w.statuses() == ["done"] * 6
+
+
+async def test_with_the_queue_down_the_jobs_are_done_and_the_requests_wait() -> None:
+    w = world(singles=[single(n) for n in range(3)])
+    w.queue.up = False
+
+    assert await w.run() == [JobOutcome.DONE] * 3
+
+    assert [report.queue_unavailable for report in w.dispatches] == [True]
+    assert set(w.store.ledger.values()) == {"requested"}
+
+
+# -- albums and tracks in one batch -----------------------------------------------------------
+
+
+async def test_albums_and_tracks_claimed_together_share_one_pipeline_and_one_dedupe() -> None:
+    tracks = album(40)
+    # The first single shares an ISRC with the album's 30th track; track items come first.
+    w = world(albums=[tracks], singles=[single(0, isrc_number=30), single(1)])
+
+    assert await w.run() == [JobOutcome.DONE] * 3
+
+    # The track lookup is the first answer, written alone; the album's pages come after it.
+    assert w.index.calls == [2, 39]
+    assert w.store.requests[isrc(30)].library_item_id == w.item_of(1)
+    assert w.store.links_of(w.item_of(0))[29].isrc == isrc(30)
+    assert len(w.queue.events) == 41
+    assert set(w.queue.events) == {*[isrc(n) for n in range(1, 41)], isrc(1_001)}
+    assert not w.store.recorded_twice
