@@ -2,7 +2,8 @@
 
 
 class DomainError(Exception):
-    """Base of every error the domain raises on purpose."""
+    """Base of the caller's mistakes: a request the rules refuse as it was made (ADR 0025).
+    A dependency being down is not one (application.errors.DependencyUnavailable)."""
 
 
 class InvalidIsrc(DomainError):

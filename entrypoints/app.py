@@ -4,10 +4,8 @@ stops everything the container provides."""
 from __future__ import annotations
 
 import gc
-import inspect
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 import structlog
 from fastapi import FastAPI, Request
@@ -20,42 +18,16 @@ from adapters.auth.jwt_tokens import AuthenticationFailed, JwtAuthenticator
 from adapters.metrics.prometheus import PrometheusMetrics
 from adapters.postgres.database import is_reachable
 from adapters.postgres.ledger import ledger_rows_by_state
-from adapters.postgres.migrate import upgrade_to_head
-from application.use_cases.ingest_track import IngestTrackCommand
-from entrypoints.container import Container
+from entrypoints.container import Container, resolved, running
 from entrypoints.graphql.context import RequestContext
 from entrypoints.graphql.endpoint import AuthenticatedGraphQL
 from entrypoints.graphql.schema import build_schema
 from entrypoints.inngest_endpoint import mount_inngest_endpoint
 from entrypoints.inngest_worker import ingest_track_function
-from entrypoints.local_queue import LocalQueue
 from entrypoints.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
-from entrypoints.relay import Relay
 from entrypoints.use_cases import LibraryUseCases
 
 log = structlog.get_logger("libingest.app")
-
-
-async def resolved(value: Any) -> Any:
-    """A provider's value. Providers that depend on an async resource answer with an
-    awaitable once it is initialised; the others answer with the value itself."""
-    return await value if inspect.isawaitable(value) else value
-
-
-async def in_flight_requests(container: Container) -> list[IngestTrackCommand]:
-    """What the local queue must run again: dispatched before a restart, not yet indexed."""
-    uow_factory = await resolved(container.uow_factory())
-    async with uow_factory() as uow:
-        requests = await uow.ledger.in_flight(limit=100_000)
-    return [
-        IngestTrackCommand(
-            isrc=request.isrc.value,
-            track_id=request.track_id.value,
-            album_id=request.album_id.value if request.album_id else None,
-            library_item_id=str(request.library_item_id),
-        )
-        for request in requests
-    ]
 
 
 class LibingestApp(FastAPI):
@@ -86,23 +58,14 @@ def create_app(container: Container | None = None, *, migrate: bool = True) -> F
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await container.init_resources()  # type: ignore[misc]
-        try:
-            engine = await resolved(container.engine())
-            if migrate:
-                await upgrade_to_head(engine)
-            app.state.engine = engine
+        # The container starts and stops everything, in its one order (container.running).
+        async with running(container, migrate=migrate, relay=settings.relay_enabled):
+            app.state.engine = await resolved(container.engine())
             app.state.use_cases = await resolved(container.library_use_cases())
             app.state.authenticator = container.authenticator()
             app.state.metrics = container.metrics()
             app.state.ingest_track = await resolved(container.ingest_track())
             queue = await resolved(container.ingestion_queue())
-            if isinstance(queue, LocalQueue):
-                await queue.start(redeliver=await in_flight_requests(container))
-            relay: Relay | None = None
-            if settings.relay_enabled:
-                relay = await resolved(container.relay())
-                await relay.start()
             # Everything built so far (schema, container, imported modules) lives as long as the
             # process: moved out of the collector's sight, a full collection no longer walks it
             # in the middle of requests (the add's p99 at 16 connections, bench/).
@@ -117,13 +80,7 @@ def create_app(container: Container | None = None, *, migrate: bool = True) -> F
             try:
                 yield
             finally:
-                if relay is not None:
-                    await relay.stop()
-                if isinstance(queue, LocalQueue):
-                    await queue.stop()
-        finally:
-            log.info("app.stopping")
-            await container.shutdown_resources()  # type: ignore[misc]
+                log.info("app.stopping")
 
     # HTTPConnection, not Request: FastAPI injects it for WebSocket handshakes too, which must be
     # refused cleanly rather than fail on a missing argument.

@@ -1,13 +1,16 @@
-"""The `libingest` command: serve, migrate, token. Exit codes: 0 ok, 2 bad usage or input,
-1 anything unexpected."""
+"""The `libingest` command: serve, migrate, relay, reschedule, token. Exit codes: 0 ok, 2 bad
+usage or input, 69 a dependency unavailable (sysexits' EX_UNAVAILABLE: the database, the search
+index, ...; run it again once it is back), 1 anything unexpected."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Sequence
 
+from application.errors import DependencyUnavailable
 from domain.errors import DomainError
 from entrypoints.logging import configure_logging
 from entrypoints.settings import Settings
@@ -15,9 +18,24 @@ from entrypoints.settings import Settings
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
+EXIT_UNAVAILABLE = os.EX_UNAVAILABLE  # 69
 
-# The CLI's one table from expected errors to exit codes.
-EXIT_CODES: dict[type[BaseException], int] = {DomainError: EXIT_USAGE, ValueError: EXIT_USAGE}
+# The CLI's one table from expected errors to exit codes (ADR 0025), keyed on the two families:
+# the caller's mistakes (and a configuration value that does not parse), and a dependency down.
+# Either prints its message as one line; anything else is unexpected: a traceback and exit 1.
+EXIT_CODES: dict[type[BaseException], int] = {
+    DomainError: EXIT_USAGE,
+    ValueError: EXIT_USAGE,
+    DependencyUnavailable: EXIT_UNAVAILABLE,
+}
+
+
+def exit_code_for(error: BaseException) -> int | None:
+    """The table's exit code for `error`, by its nearest listed class; None when unexpected."""
+    for cls in type(error).__mro__:
+        if cls in EXIT_CODES:
+            return EXIT_CODES[cls]
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -38,11 +56,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     token.add_argument("user_id")
     args = parser.parse_args(argv)
 
-    settings = Settings()
-    configure_logging(
-        level=settings.libingest_log_level, json=settings.libingest_log_format == "json"
-    )
     try:
+        settings = Settings()
+        configure_logging(
+            level=settings.libingest_log_level, json=settings.libingest_log_format == "json"
+        )
         if args.command == "serve":
             return _serve(args.host, args.port)
         if args.command == "migrate":
@@ -53,8 +71,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_relay())
         if args.command == "reschedule":
             return asyncio.run(_reschedule(include_unindexed=args.all))
-    except tuple(EXIT_CODES) as error:
-        code = next(c for t, c in EXIT_CODES.items() if isinstance(error, t))
+    except Exception as error:
+        code = exit_code_for(error)
+        if code is None:
+            raise
         print(f"libingest: {error}", file=sys.stderr)
         return code
     parser.error(f"unknown command {args.command}")
@@ -87,41 +107,26 @@ async def _migrate() -> int:
 
 
 async def _relay() -> int:
-    """The relay alone, for deployments that scale it apart from the API. Stops on SIGINT or
-    SIGTERM, handing its leases back."""
+    """The relay alone, for deployments that scale it apart from the API: the same start and
+    stop as `serve`'s (container.running), without the API. Stops on SIGINT or SIGTERM, handing
+    its leases back."""
     import signal
 
-    from adapters.postgres.migrate import upgrade_to_head
-    from entrypoints.app import in_flight_requests, resolved
-    from entrypoints.container import Container
-    from entrypoints.local_queue import LocalQueue
+    from entrypoints.container import Container, running
 
-    container = Container()
-    await container.init_resources()  # type: ignore[misc]
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    try:
-        await upgrade_to_head(await resolved(container.engine()))
-        queue = await resolved(container.ingestion_queue())
-        if isinstance(queue, LocalQueue):
-            await queue.start(redeliver=await in_flight_requests(container))
-        relay = await resolved(container.relay())
-        await relay.start()
+    async with running(Container(), migrate=True, relay=True):
+        print("libingest relay: running; stop it with Ctrl-C or SIGTERM", file=sys.stderr)
         await stop.wait()
-        await relay.stop()
-        if isinstance(queue, LocalQueue):
-            await queue.stop()
-    finally:
-        await container.shutdown_resources()  # type: ignore[misc]
     return EXIT_OK
 
 
 async def _reschedule(*, include_unindexed: bool) -> int:
     from application.use_cases.reschedule import RescheduleCommand
-    from entrypoints.app import resolved
-    from entrypoints.container import Container
+    from entrypoints.container import Container, resolved
 
     container = Container()
     try:

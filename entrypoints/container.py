@@ -1,14 +1,18 @@
 """The composition root: the one place that knows which adapter serves which port.
 
 Nothing connects at import time. Resources (the embedded PostgreSQL server, the engine, the
-catalogue's HTTP client, the search index, the queue, the LISTEN connection) start in the
-application's lifespan through `init_resources()` and stop with `shutdown_resources()`. Tests
-replace any provider with `provider.override(...)`."""
+catalogue's HTTP client, the search index, the local queue, the LISTEN connection, the relay)
+start in one order and stop in the reverse one through `running()`, for `libingest serve` and
+`libingest relay` alike (ADR 0025); not through `init_resources()`, which would start the
+queue a Selector did not choose. Tests replace any provider with `provider.override(...)`."""
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
+from typing import Any
 
 import asyncpg
 import inngest
@@ -24,15 +28,17 @@ from adapters.metrics.prometheus import PrometheusMetrics
 from adapters.postgres.catalog_cache import CachingCatalog
 from adapters.postgres.database import EmbeddedPostgres, create_engine, create_pool
 from adapters.postgres.library_additions import PostgresLibraryAdditions
+from adapters.postgres.migrate import upgrade_to_head
 from adapters.postgres.notifications import SchedulingNotifications
 from adapters.postgres.tidal_pace import PostgresPace
 from adapters.postgres.unit_of_work import PostgresUnitOfWorkFactory
-from adapters.qdrant.track_index import QdrantTrackIndex
+from adapters.qdrant.track_index import LocalStorageHeld, QdrantTrackIndex
 from adapters.tidal.client import TidalCatalog
 from adapters.tidal.sample import sample_catalog
 from application.ports.catalog import Catalog
 from application.ports.clock import Clock
 from application.ports.track_index import IndexUnavailable
+from application.ports.unit_of_work import UnitOfWorkFactory
 from application.use_cases.add_album_to_library import AddAlbumToLibrary
 from application.use_cases.add_track_to_library import AddTrackToLibrary
 from application.use_cases.dispatch_pending import DispatchPending
@@ -44,7 +50,7 @@ from application.use_cases.remove_from_library import RemoveFromLibrary
 from application.use_cases.reschedule import Reschedule
 from application.use_cases.schedule_ingestion import ScheduleIngestion
 from application.use_cases.search_tracks import SearchTracks
-from entrypoints.local_queue import LocalQueue
+from entrypoints.local_queue import LocalQueue, in_flight_commands
 from entrypoints.relay import Relay
 from entrypoints.settings import Settings
 from entrypoints.use_cases import LibraryUseCases
@@ -130,7 +136,14 @@ async def track_index(settings: Settings) -> AsyncIterator[QdrantTrackIndex]:
         api_key=settings.qdrant_api_key,
         path=None if settings.qdrant_url else str(settings.libingest_data_dir / "qdrant"),
     )
-    await index.start()
+    try:
+        await index.start()
+    except LocalStorageHeld as held:
+        # Another libingest process on this data directory: say what lets both run.
+        raise IndexUnavailable(
+            f"{held}; set QDRANT_URL to a Qdrant server to run `libingest relay` and"
+            " `libingest serve` side by side"
+        ) from None
     try:
         await index.ensure_collection()
     except IndexUnavailable as error:
@@ -163,6 +176,28 @@ async def notifications(url: str) -> AsyncIterator[SchedulingNotifications]:
         yield listener
     finally:
         await listener.stop()
+
+
+async def local_queue(
+    ingest: IngestTrack, uow_factory: UnitOfWorkFactory, concurrency: int
+) -> AsyncIterator[LocalQueue]:
+    """The in-process queue, running. It first takes back what was dispatched before the last
+    stop and is not indexed yet: the ledger is its memory (ADR 0009)."""
+    queue = LocalQueue(ingest, concurrency=concurrency)
+    await queue.start(redeliver=await in_flight_commands(uow_factory))
+    try:
+        yield queue
+    finally:
+        await queue.stop()
+
+
+async def running_relay(relay: Relay) -> AsyncIterator[Relay]:
+    """The relay, running. Stopping it hands the leases of the jobs in flight back."""
+    await relay.start()
+    try:
+        yield relay
+    finally:
+        await relay.stop()
 
 
 class Container(containers.DeclarativeContainer):
@@ -204,8 +239,8 @@ class Container(containers.DeclarativeContainer):
     ingestion_queue = providers.Selector(
         providers.Callable(queue_kind, settings),
         inngest=providers.Singleton(InngestQueue, inngest_client),
-        local=providers.Singleton(
-            LocalQueue, ingest_track, concurrency=settings.provided.local_queue_concurrency
+        local=providers.Resource(
+            local_queue, ingest_track, uow_factory, settings.provided.local_queue_concurrency
         ),
     )
     notifications = providers.Resource(notifications, database_url)
@@ -234,3 +269,54 @@ class Container(containers.DeclarativeContainer):
         batch_size=settings.provided.relay_batch_size,
         sweep_interval=settings.provided.relay_sweep_seconds,
     )
+    running_relay = providers.Resource(running_relay, relay)
+
+
+async def resolved(value: Any) -> Any:
+    """A provider's value. Providers that depend on an async resource answer with an
+    awaitable once it is initialised; the others answer with the value itself."""
+    return await value if inspect.isawaitable(value) else value
+
+
+@contextlib.asynccontextmanager
+async def running(container: Container, *, migrate: bool, relay: bool) -> AsyncIterator[None]:
+    """Everything a process runs, started in one order and stopped in the reverse one, for
+    `libingest serve` (the app's lifespan) and `libingest relay` alike: the database, migrated
+    before anything reads it; the add's pool and the relays' wake-ups; the catalogue and the
+    search index; the ingestion queue; and last the relay, which uses all of them. A start that
+    fails stops what had started, so a refused start leaves nothing running."""
+    async with contextlib.AsyncExitStack() as started:
+        # Out last: whatever a provider started besides the resources below.
+        started.push_async_callback(_shut_down_the_rest, container)
+        await _start(started, container.database_url)
+        engine = await _start(started, container.engine)
+        if migrate:
+            await upgrade_to_head(engine)
+        for provider in (
+            container.pool,
+            container.notifications,
+            container.catalog,
+            container.track_index,
+            container.ingestion_queue,
+        ):
+            await _start(started, provider)
+        if relay:
+            await _start(started, container.running_relay)
+        yield
+
+
+async def _start(started: contextlib.AsyncExitStack, provider: providers.Provider[Any]) -> Any:
+    value = await resolved(provider())
+    if isinstance(provider, providers.Selector) and provider.selector is not None:
+        provider = provider.providers[provider.selector()]  # the one it chose is what runs
+    if isinstance(provider, providers.Resource):
+        started.push_async_callback(_shut_down, provider)
+    return value
+
+
+async def _shut_down(resource: providers.Resource[Any]) -> None:
+    await resolved(resource.shutdown())
+
+
+async def _shut_down_the_rest(container: Container) -> None:
+    await resolved(container.shutdown_resources())

@@ -15,6 +15,7 @@ from datetime import timedelta
 import structlog
 
 from application.ports.ingestion_queue import QueueUnavailable
+from application.ports.unit_of_work import UnitOfWorkFactory
 from application.use_cases.ingest_track import IngestTrack, IngestTrackCommand
 from domain.ingestion import IngestionRequest, retry_delay
 
@@ -37,7 +38,25 @@ async def cancel_and_wait(tasks: Sequence[asyncio.Task[None]], grace: float = 5.
         log.error("tasks.did_not_stop", tasks=[task.get_name() for task in pending])
 
 
+async def in_flight_commands(uow_factory: UnitOfWorkFactory) -> list[IngestTrackCommand]:
+    """What the queue must run again at start: dispatched before a restart, not yet indexed."""
+    async with uow_factory() as uow:
+        requests = await uow.ledger.in_flight(limit=100_000)
+    return [_command(request) for request in requests]
+
+
+def _command(request: IngestionRequest) -> IngestTrackCommand:
+    return IngestTrackCommand(
+        isrc=request.isrc.value,
+        track_id=request.track_id.value,
+        album_id=request.album_id.value if request.album_id else None,
+        library_item_id=str(request.library_item_id),
+    )
+
+
 class LocalQueue:
+    """Started and stopped by the container (its `local_queue` resource), never by hand."""
+
     max_batch = 500
 
     def __init__(self, ingest: IngestTrack, *, concurrency: int = 4, attempts: int = 6) -> None:
@@ -71,14 +90,7 @@ class LocalQueue:
         if not self._workers:
             raise QueueUnavailable("the local ingestion queue is not running")
         for request in requests:
-            self._enqueue(
-                IngestTrackCommand(
-                    isrc=request.isrc.value,
-                    track_id=request.track_id.value,
-                    album_id=request.album_id.value if request.album_id else None,
-                    library_item_id=str(request.library_item_id),
-                )
-            )
+            self._enqueue(_command(request))
 
     def _enqueue(self, command: IngestTrackCommand) -> None:
         if command.isrc in self._queued:

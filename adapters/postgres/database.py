@@ -10,11 +10,38 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import sqlalchemy.exc
 import structlog
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 log = structlog.get_logger(__name__)
+
+
+# What losing (or never reaching) the server looks like, through SQLAlchemy and through asyncpg
+# and its pool: the one list both the unit of work and the add translate to StorageUnavailable.
+LOST_DATABASE: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,  # the pool's wait for a connection, or asyncpg's connect timeout
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.InterfaceError,
+    sqlalchemy.exc.TimeoutError,
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.ConnectionFailureError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.exceptions.InterfaceError,
+    # What a connection the server ended while it sat in the pool may raise on its next use.
+    asyncpg.exceptions.InternalClientError,
+)
+
+
+def lost_the_database(error: BaseException) -> bool:
+    """Whether `error` says the server is gone, rather than that a statement was wrong."""
+    if isinstance(error, sqlalchemy.exc.DBAPIError) and error.connection_invalidated:
+        return True
+    return isinstance(error, LOST_DATABASE)
 
 
 def async_url(url: str) -> str:

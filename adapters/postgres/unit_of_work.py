@@ -8,10 +8,9 @@ import contextlib
 from types import TracebackType
 from typing import Self
 
-import asyncpg
-import sqlalchemy.exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
 
+from adapters.postgres.database import LOST_DATABASE, lost_the_database
 from adapters.postgres.ledger import PostgresIsrcLedger
 from adapters.postgres.library import PostgresLibraryRepository
 from adapters.postgres.progress import PostgresProgressReader
@@ -35,7 +34,7 @@ class PostgresUnitOfWork:
         try:
             self._connection = await self._engine.connect()
             self._transaction = await self._connection.begin()
-        except _CONNECT_ERRORS as error:
+        except LOST_DATABASE as error:
             if self._connection is not None:
                 await _discard(self._connection)
                 self._connection = None
@@ -67,12 +66,12 @@ class PostgresUnitOfWork:
         try:
             if not self._committed and transaction.is_active:
                 await transaction.rollback()
-        except _CONNECTIVITY_ERRORS:
+        except LOST_DATABASE:
             pass  # the server is gone, and with it the transaction
         finally:
-            with contextlib.suppress(*_CONNECTIVITY_ERRORS):
+            with contextlib.suppress(*LOST_DATABASE):
                 await connection.close()
-        if exc is not None and _is_connectivity(exc):
+        if exc is not None and lost_the_database(exc):
             raise StorageUnavailable(
                 f"the database connection was lost: {type(exc).__name__}"
             ) from exc
@@ -81,31 +80,6 @@ class PostgresUnitOfWork:
         assert self._transaction is not None, "commit outside the unit of work"
         await self._transaction.commit()
         self._committed = True
-
-
-# What losing the server looks like through SQLAlchemy and asyncpg.
-_CONNECTIVITY_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,
-    sqlalchemy.exc.OperationalError,
-    sqlalchemy.exc.InterfaceError,
-    asyncpg.exceptions.ConnectionDoesNotExistError,
-    asyncpg.exceptions.CannotConnectNowError,
-    asyncpg.exceptions.AdminShutdownError,
-    asyncpg.exceptions.InterfaceError,
-)
-
-# Connecting may also time out (the pool's wait, or asyncpg's connect timeout).
-_CONNECT_ERRORS: tuple[type[BaseException], ...] = (
-    *_CONNECTIVITY_ERRORS,
-    TimeoutError,
-    sqlalchemy.exc.TimeoutError,
-)
-
-
-def _is_connectivity(error: BaseException) -> bool:
-    if isinstance(error, sqlalchemy.exc.DBAPIError) and error.connection_invalidated:
-        return True
-    return isinstance(error, _CONNECTIVITY_ERRORS)
 
 
 async def _discard(connection: AsyncConnection) -> None:

@@ -39,6 +39,14 @@ DEFAULT_OPERATION_DEADLINE_S = 5.0
 ISRC_FIELD = "isrc"
 
 
+class LocalStorageHeld(IndexUnavailable):
+    """Local mode's storage folder is open in another process: its file lock admits one."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(f"the search index's local mode in {path} is held by another process")
+        self.path = path
+
+
 class QdrantTrackIndex:
     """Tracks in a Qdrant collection, one point per ISRC, cosine distance.
 
@@ -109,7 +117,16 @@ class QdrantTrackIndex:
             return QdrantClient(path=location)
 
         loop = asyncio.get_running_loop()
-        self._local = await loop.run_in_executor(self._local_thread, open_local)
+        try:
+            self._local = await loop.run_in_executor(self._local_thread, open_local)
+        except RuntimeError as error:
+            self._local_thread.shutdown(wait=False)
+            self._local_thread = None
+            if _lock_refused(error):
+                raise LocalStorageHeld(location) from None
+            raise IndexUnavailable(
+                f"the search index's local storage did not open: {error}"
+            ) from None
 
     async def close(self) -> None:
         remote, self._remote = self._remote, None
@@ -328,3 +345,11 @@ def _log_failure(operation: str, error: BaseException, collection: str) -> None:
         status_code=getattr(error, "status_code", None),
         error=str(error)[:200],
     )
+
+
+def _lock_refused(error: RuntimeError) -> bool:
+    """Whether opening local storage failed on its file lock (qdrant-client raises a bare
+    RuntimeError from the lock's own error)."""
+    import portalocker  # late, as qdrant-client imports it: it probes the filesystem on import
+
+    return isinstance(error.__context__, portalocker.exceptions.LockException)

@@ -6,15 +6,12 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from application.errors import DependencyUnavailable
 from domain.errors import DomainError
 from domain.values import CatalogId, Isrc
 
 
-class CatalogError(DomainError):
-    """Base of the catalogue's errors."""
-
-
-class CatalogItemNotFound(CatalogError):
+class CatalogItemNotFound(DomainError):
     """The track or album does not exist (in this country). Permanent: do not retry."""
 
     def __init__(self, kind: str, catalog_id: str) -> None:
@@ -23,7 +20,7 @@ class CatalogItemNotFound(CatalogError):
         self.catalog_id = catalog_id
 
 
-class CatalogUnavailable(CatalogError):
+class CatalogUnavailable(DependencyUnavailable):
     """The catalogue could not answer now (timeouts, 5xx, 429 past the retry budget, a body
     that is not what the contract says). Transient: retry later."""
 

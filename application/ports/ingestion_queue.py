@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from domain.errors import DomainError
+from application.errors import DependencyUnavailable
 from domain.ingestion import IngestionRequest
 
 
-class QueueUnavailable(DomainError):
+class QueueUnavailable(DependencyUnavailable):
     """The queue did not accept the batch. Nothing in it may be assumed sent; sending it again
     is safe because each event carries its idempotency key as id."""
 

@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from domain.errors import DomainError
+from application.errors import DependencyUnavailable
 from domain.values import CatalogId, Isrc
 
 
-class IndexUnavailable(DomainError):
+class IndexUnavailable(DependencyUnavailable):
     """The index did not answer in time or answered with an error. Callers that only ask what
     is indexed fail open (treat everything as not indexed)."""
 

@@ -9,8 +9,8 @@ from datetime import datetime
 from types import TracebackType
 from typing import Protocol, Self
 
+from application.errors import DependencyUnavailable
 from application.ports.scheduling import IsrcLedger, SchedulingJobs
-from domain.errors import DomainError
 from domain.library import IngestionProgress, LibraryItem, LibraryItemKind
 from domain.values import LibraryItemId, UserId
 
@@ -30,7 +30,7 @@ class LibrarySlice:
     total_count: int
 
 
-class StorageUnavailable(DomainError):
+class StorageUnavailable(DependencyUnavailable):
     """The database cannot be reached or lost the connection mid-transaction. Nothing of the
     transaction was committed; retrying later is safe."""
 

@@ -1,56 +1,142 @@
-"""The GraphQL transport's one table from expected errors to what clients see.
+"""The GraphQL transport's one table from expected errors to what clients see (ADR 0025).
 
-Mutations answer expected errors as members of their result union; query arguments that cannot
-be honoured become GraphQL errors with `extensions.code = "BAD_USER_INPUT"`. Anything not in
-these tables is unexpected and masked by the schema."""
+Keyed on the two families: the caller's mistakes (DomainError) read as a member of a mutation's
+result union where the union has one, else as a GraphQL error with `extensions.code =
+"BAD_USER_INPUT"` and the error's own message; a dependency down (DependencyUnavailable) reads
+as `SERVICE_UNAVAILABLE` with a fixed message that tells the client to retry and names nothing
+inside. Resolvers catch `EXPECTED` and hand the error to a helper here; anything not in the
+table is unexpected and masked by the schema."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any, NoReturn, TypeVar
 
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import MaskErrors
 
-from application.errors import InvalidCursor, InvalidPageSize, LibraryItemNotFound
+from application.errors import (
+    AddRateLimited,
+    DependencyUnavailable,
+    LibraryItemNotFound,
+    TooManyPendingAdds,
+)
 from application.ports.track_index import IndexUnavailable
 from application.ports.unit_of_work import StorageUnavailable
-from domain.errors import DomainError, InvalidCatalogId, InvalidUserId
+from domain.errors import DomainError, InvalidCatalogId
 from entrypoints.graphql import types
 
 UNAUTHENTICATED = "UNAUTHENTICATED"
 BAD_USER_INPUT = "BAD_USER_INPUT"
+NOT_FOUND = "NOT_FOUND"
+# Not the client's fault and not a bug: the client should retry shortly.
+SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
+# Over a per-user quota (ADR 0022): GraphQL errors with a code, as throttling reads on the APIs
+# that have it, not members of the add's union; the schema of design.md stays as it is.
+RATE_LIMITED = "RATE_LIMITED"
+TOO_MANY_PENDING = "TOO_MANY_PENDING"
 
-T = TypeVar("T")
-ErrorTable = dict[type[DomainError], Callable[[Any], T]]
+# What resolvers catch; the table below answers every error of these two families.
+EXPECTED: tuple[type[Exception], ...] = (DomainError, DependencyUnavailable)
 
-# Expected errors of the add mutations, as members of AddToLibraryResult.
-ADD_TO_LIBRARY_ERRORS: ErrorTable[types.InvalidCatalogId] = {
-    InvalidCatalogId: lambda error: types.InvalidCatalogId(
-        message=str(error), catalog_id=error.raw
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """How one expected error reads to a client."""
+
+    code: str
+    # None: the error's own message, written for the caller (domain errors carry no internals).
+    message: str | None = None
+    # The member of a mutation's result union, for the mutations whose union has that type.
+    member: Callable[[Any], object] | None = None
+    # More `extensions` than the code, from the error's data.
+    details: Callable[[Any], dict[str, Any]] | None = None
+
+    def extensions_for(self, error: Exception) -> dict[str, Any]:
+        return {"code": self.code} | (self.details(error) if self.details is not None else {})
+
+
+# The table. The most specific entry for an error's class wins, so each family's base is the
+# answer for every member not listed on its own.
+ERRORS: dict[type[Exception], Answer] = {
+    # The caller's mistakes.
+    InvalidCatalogId: Answer(
+        BAD_USER_INPUT,
+        member=lambda error: types.InvalidCatalogId(message=str(error), catalog_id=error.raw),
+    ),
+    LibraryItemNotFound: Answer(
+        NOT_FOUND,
+        member=lambda error: types.LibraryItemNotFound(
+            message=str(error), item_id=strawberry.ID(error.item_id)
+        ),
+    ),
+    AddRateLimited: Answer(
+        RATE_LIMITED,
+        # Rounded up: a client that waits exactly this long finds a token there.
+        details=lambda error: {
+            "retryAfterSeconds": math.ceil(error.retry_after_seconds * 1000) / 1000
+        },
+    ),
+    TooManyPendingAdds: Answer(TOO_MANY_PENDING, details=lambda error: {"limit": error.limit}),
+    DomainError: Answer(BAD_USER_INPUT),
+    # A dependency down.
+    StorageUnavailable: Answer(
+        SERVICE_UNAVAILABLE, "the library is temporarily unavailable; retry shortly"
+    ),
+    IndexUnavailable: Answer(
+        SERVICE_UNAVAILABLE, "the search index is temporarily unavailable; retry shortly"
+    ),
+    DependencyUnavailable: Answer(
+        SERVICE_UNAVAILABLE, "the service is temporarily unavailable; retry shortly"
     ),
 }
-# Expected errors of removeFromLibrary, as members of RemoveFromLibraryResult.
-REMOVE_FROM_LIBRARY_ERRORS: ErrorTable[types.LibraryItemNotFound] = {
-    LibraryItemNotFound: lambda error: types.LibraryItemNotFound(
-        message=str(error), item_id=strawberry.ID(error.item_id)
-    ),
-}
-
-BAD_INPUT: tuple[type[DomainError], ...] = (InvalidCursor, InvalidPageSize, InvalidUserId)
 
 
-def as_union_member(table: ErrorTable[T], error: DomainError) -> T:
-    """The union member for an expected error; re-raises what the table does not know."""
-    for error_type, build in table.items():
-        if isinstance(error, error_type):
-            return build(error)
-    raise error
+def answer_for(error_type: type[BaseException]) -> Answer | None:
+    """The table's entry for an error class: its own, or its nearest listed base's."""
+    for cls in error_type.__mro__:
+        if cls in ERRORS:
+            return ERRORS[cls]
+    return None
 
 
-def bad_user_input(error: DomainError) -> GraphQLError:
-    return GraphQLError(str(error), extensions={"code": BAD_USER_INPUT}, original_error=None)
+def as_graphql_error(error: Exception) -> GraphQLError:
+    """The GraphQL error the table answers for `error`. Raises `error` itself when the table
+    does not know it: unexpected, it is masked."""
+    answer = answer_for(type(error))
+    if answer is None:
+        raise error
+    message = str(error) if answer.message is None else answer.message
+    return GraphQLError(message, extensions=answer.extensions_for(error))
+
+
+Member = TypeVar("Member")
+
+
+def as_union_member(error: Exception, member_type: type[Member]) -> Member:
+    """The result union's member for `error` when the table builds one of `member_type`;
+    otherwise the table's GraphQL error is raised (a dependency down fails the whole field)."""
+    answer = answer_for(type(error))
+    if answer is not None and answer.member is not None:
+        member = answer.member(error)
+        if isinstance(member, member_type):
+            return member
+    raise as_graphql_error(error) from None
+
+
+def raise_unless_not_found(error: Exception) -> None:
+    """For a lookup field, which answers null for what the table calls NOT_FOUND (an unknown
+    id and another user's read the same): returns for that, raises the rest as the table says."""
+    answer = answer_for(type(error))
+    if answer is None or answer.code != NOT_FOUND:
+        raise_as_graphql_error(error)
+
+
+def raise_as_graphql_error(error: Exception) -> NoReturn:
+    raise as_graphql_error(error) from None
 
 
 def unauthenticated(reason: str) -> GraphQLError:
@@ -64,29 +150,21 @@ def should_mask(error: GraphQLError) -> bool:
     return original is not None and not isinstance(original, GraphQLError)
 
 
-# Errors that are not the client's fault and not a bug: answered with a code that tells the
-# client to retry, instead of the masked "Unexpected error.".
-SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
-_UNAVAILABLE: dict[type[Exception], str] = {
-    StorageUnavailable: "the library is temporarily unavailable; retry shortly",
-    IndexUnavailable: "the search index is temporarily unavailable; retry shortly",
-}
-
-
 class MaskUnexpectedErrors(MaskErrors):
-    """MaskErrors that answers a dependency outage with SERVICE_UNAVAILABLE and a safe message,
-    and masks everything else unexpected."""
+    """MaskErrors that answers an expected error escaping a field that did not catch it (a
+    nested field's loader losing the database) as the table says, and masks everything else."""
 
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
-        for error_type, message in _UNAVAILABLE.items():
-            if isinstance(error.original_error, error_type):
-                return GraphQLError(
-                    message,
-                    nodes=error.nodes,
-                    path=error.path,
-                    extensions={"code": SERVICE_UNAVAILABLE},
-                )
-        return super().anonymise_error(error)
+        original = error.original_error
+        answer = answer_for(type(original)) if original is not None else None
+        if answer is None or original is None:
+            return super().anonymise_error(error)
+        return GraphQLError(
+            str(original) if answer.message is None else answer.message,
+            nodes=error.nodes,
+            path=error.path,
+            extensions=answer.extensions_for(original),
+        )
 
     def _process_result(self, result: object) -> None:
         # MaskErrors tests the result against a runtime-checkable Protocol, an isinstance that

@@ -6,15 +6,12 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 
 import strawberry
-from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 from strawberry.extensions.disable_introspection import DisableIntrospection
 from strawberry.extensions.max_aliases import create_validator as max_aliases_rule
 from strawberry.extensions.query_depth_limiter import create_validator as max_depth_rule
 from strawberry.types import Info
 
-from application.errors import InvalidSearch, LibraryItemNotFound
-from application.ports.track_index import IndexUnavailable
 from application.use_cases.add_album_to_library import AddAlbumToLibraryCommand
 from application.use_cases.add_track_to_library import AddTrackToLibraryCommand
 from application.use_cases.get_library_item import GetLibraryItemCommand
@@ -22,17 +19,15 @@ from application.use_cases.list_library import ListLibraryCommand
 from application.use_cases.read_models import AddedItem
 from application.use_cases.remove_from_library import RemoveFromLibraryCommand
 from application.use_cases.search_tracks import SearchTracksCommand
-from domain.errors import DomainError
 from entrypoints.graphql import types
 from entrypoints.graphql.context import RequestContext
 from entrypoints.graphql.documents import CheckedDocuments, DocumentChecks
 from entrypoints.graphql.errors import (
-    ADD_TO_LIBRARY_ERRORS,
-    BAD_INPUT,
-    REMOVE_FROM_LIBRARY_ERRORS,
+    EXPECTED,
     MaskUnexpectedErrors,
     as_union_member,
-    bad_user_input,
+    raise_as_graphql_error,
+    raise_unless_not_found,
     should_mask,
 )
 
@@ -57,8 +52,8 @@ class Query:
         )
         try:
             page = await info.context.use_cases.list_library(command)
-        except BAD_INPUT as error:
-            raise bad_user_input(error) from None
+        except EXPECTED as error:
+            raise_as_graphql_error(error)
         edges = [
             types.LibraryItemEdge(cursor=cursor, node=types.LibraryItem.from_domain(item))
             for item, cursor in zip(page.items, page.cursors, strict=True)
@@ -74,7 +69,8 @@ class Query:
         command = GetLibraryItemCommand(user_id=info.context.user_id, item_id=str(id))
         try:
             item = await info.context.use_cases.get_item(command)
-        except LibraryItemNotFound:
+        except EXPECTED as error:
+            raise_unless_not_found(error)
             return None
         return types.LibraryItem.from_domain(item)
 
@@ -85,13 +81,8 @@ class Query:
         command = SearchTracksCommand(query=query, limit=10 if limit is None else limit)
         try:
             hits = await info.context.use_cases.search(command)
-        except InvalidSearch as error:
-            raise bad_user_input(error) from None
-        except IndexUnavailable:
-            raise GraphQLError(
-                "the search index is unavailable; try again shortly",
-                extensions={"code": "SERVICE_UNAVAILABLE"},
-            ) from None
+        except EXPECTED as error:
+            raise_as_graphql_error(error)
         return [
             types.TrackHit(
                 isrc=hit.isrc.value,
@@ -108,8 +99,8 @@ async def _added(adding: Awaitable[AddedItem]) -> types.AddToLibraryResult:
     """Both add mutations answer alike: the item, or the expected error as a union member."""
     try:
         added = await adding
-    except DomainError as error:
-        return as_union_member(ADD_TO_LIBRARY_ERRORS, error)
+    except EXPECTED as error:
+        return as_union_member(error, types.InvalidCatalogId)
     return types.AddToLibrarySuccess(
         item=types.LibraryItem.from_domain(added.item),
         already_in_library=added.already_in_library,
@@ -139,8 +130,8 @@ class Mutation:
         command = RemoveFromLibraryCommand(user_id=info.context.user_id, item_id=str(item_id))
         try:
             removed = await info.context.use_cases.remove(command)
-        except DomainError as error:
-            return as_union_member(REMOVE_FROM_LIBRARY_ERRORS, error)
+        except EXPECTED as error:
+            return as_union_member(error, types.LibraryItemNotFound)
         return types.RemoveFromLibrarySuccess(removed_item_id=strawberry.ID(str(removed)))
 
 

@@ -21,7 +21,7 @@ from application.use_cases.get_library_item import GetLibraryItem
 from application.use_cases.list_library import ListLibrary
 from application.use_cases.remove_from_library import RemoveFromLibrary
 from entrypoints.app import create_app
-from entrypoints.container import Container
+from entrypoints.container import Container, resolved
 from entrypoints.settings import Settings
 from entrypoints.use_cases import LibraryUseCases
 from tests.e2e.conftest import GraphQLClient
@@ -40,7 +40,6 @@ async def unreachable_app_client(
     nowhere = create_engine("postgresql://postgres@127.0.0.1:1/gone", pool_size=1)
     container = Container()
     container.settings.override(providers.Object(settings))
-    await container.init_resources()
     gone = PostgresUnitOfWorkFactory(nowhere)
     gone_pool = await create_pool("postgresql://postgres@127.0.0.1:1/gone", size=1)
     additions = PostgresLibraryAdditions(gone_pool)
@@ -55,7 +54,7 @@ async def unreachable_app_client(
                 list_library=ListLibrary(gone),
                 get_item=GetLibraryItem(gone),
                 progress=GetIngestionProgress(gone),
-                search=await container.search_tracks(),
+                search=await resolved(container.search_tracks()),
             )
         )
     )
