@@ -1,10 +1,11 @@
-"""The PostgreSQL catalogue cache in front of a counting fake catalogue, on a real server."""
+"""The PostgreSQL catalogue cache in front of the fake catalogue (which counts its calls), on a
+real server."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import timedelta
 
 import pytest
@@ -20,7 +21,9 @@ from application.ports.catalog import (
     CatalogUnavailable,
 )
 from domain.values import CatalogId, Isrc
-from tests.unit.fakes import FakeClock
+from tests.contracts import catalog as contract
+from tests.contracts.catalog import CatalogContract
+from tests.unit.fakes import FakeCatalog, FakeClock
 
 ALBUM_ID = CatalogId("900")
 MAX_AGE = timedelta(days=7)
@@ -51,51 +54,23 @@ def _album(
     return header, [_track(number, album_id) for number in range(1, track_count + 1)]
 
 
-class CountingCatalog:
-    """A catalogue that counts its calls and can fail, or pause, before a given page."""
+def counting_catalog(
+    albums: Sequence[tuple[CatalogAlbum, list[CatalogTrack]]] = (),
+) -> FakeCatalog:
+    """The fake catalogue, one item on each page not a track, so that the count round-trips."""
+    return FakeCatalog(albums, skipped_per_page=1)
 
-    def __init__(self, albums: Sequence[tuple[CatalogAlbum, list[CatalogTrack]]] = ()) -> None:
-        self.albums = {header.catalog_id: (header, tracks) for header, tracks in albums}
-        self.known_tracks = {track.catalog_id: track for _, tracks in albums for track in tracks}
-        self.events: list[str] = []
-        self.album_calls = 0
-        self.track_calls: list[CatalogId] = []
-        self.batch_calls: list[list[CatalogId]] = []
-        self.fail_before_page: int | None = None
-        self.gate_before_page: dict[int, asyncio.Event] = {}
-        self.skipped_per_page = 1
 
-    async def track(self, track_id: CatalogId) -> CatalogTrack:
-        self.track_calls.append(track_id)
-        if track_id not in self.known_tracks:
-            raise CatalogItemNotFound("track", track_id.value)
-        return self.known_tracks[track_id]
+class TestCachingCatalogContract(CatalogContract):
+    @pytest.fixture
+    def catalog(self, engine: AsyncEngine) -> CachingCatalog:
+        return CachingCatalog(FakeCatalog(contract.ALBUMS, contract.SINGLE_TRACKS), engine)
 
-    async def tracks(self, track_ids: Sequence[CatalogId]) -> dict[CatalogId, CatalogTrack]:
-        self.batch_calls.append(list(track_ids))
-        return {tid: self.known_tracks[tid] for tid in track_ids if tid in self.known_tracks}
-
-    async def album_pages(self, album_id: CatalogId) -> AsyncIterator[AlbumPage]:
-        self.album_calls += 1
-        if album_id not in self.albums:
-            raise CatalogItemNotFound("album", album_id.value)
-        header, tracks = self.albums[album_id]
-        chunks = [tracks[start : start + 20] for start in range(0, len(tracks), 20)] or [[]]
-        try:
-            for number, chunk in enumerate(chunks, start=1):
-                self.events.append(f"catalogue asked for page {number}")
-                if number in self.gate_before_page:
-                    await self.gate_before_page[number].wait()
-                if self.fail_before_page == number:
-                    raise CatalogUnavailable(f"page {number} timed out")
-                yield AlbumPage(
-                    album=header,
-                    tracks=tuple(chunk),
-                    skipped_items=self.skipped_per_page,
-                    is_last=number == len(chunks),
-                )
-        finally:
-            self.events.append("catalogue stream closed")
+    @pytest.fixture
+    def unavailable_catalog(self, engine: AsyncEngine) -> CachingCatalog:
+        inner = FakeCatalog(contract.ALBUMS, contract.SINGLE_TRACKS)
+        inner.up = False
+        return CachingCatalog(inner, engine)
 
 
 async def _resolve(catalog: CachingCatalog, album_id: CatalogId = ALBUM_ID) -> list[AlbumPage]:
@@ -114,7 +89,7 @@ async def _count(engine: AsyncEngine, query: str) -> int:
 async def test_a_complete_album_answers_from_the_cache_without_calling_the_catalogue(
     engine: AsyncEngine,
 ) -> None:
-    inner = CountingCatalog([_album(45)])
+    inner = counting_catalog([_album(45)])
     first = await _resolve(CachingCatalog(inner, engine, clock=FakeClock()))
 
     # A new instance (another process) over the same database.
@@ -129,7 +104,7 @@ async def test_a_complete_album_answers_from_the_cache_without_calling_the_catal
 
 
 async def test_an_album_without_tracks_is_cached_as_one_last_page(engine: AsyncEngine) -> None:
-    inner = CountingCatalog([_album(0)])
+    inner = counting_catalog([_album(0)])
     catalog = CachingCatalog(inner, engine, clock=FakeClock())
     await _resolve(catalog)
 
@@ -142,7 +117,7 @@ async def test_an_album_without_tracks_is_cached_as_one_last_page(engine: AsyncE
 async def test_each_page_reaches_the_consumer_before_the_next_is_requested(
     engine: AsyncEngine,
 ) -> None:
-    inner = CountingCatalog([_album(45)])
+    inner = counting_catalog([_album(45)])
     second_page_may_come = asyncio.Event()
     inner.gate_before_page[2] = second_page_may_come
     catalog = CachingCatalog(inner, engine, clock=FakeClock())
@@ -170,7 +145,7 @@ async def test_each_page_reaches_the_consumer_before_the_next_is_requested(
 async def test_a_consumer_that_stops_after_the_first_page_leaves_the_album_to_fetch_again(
     engine: AsyncEngine,
 ) -> None:
-    inner = CountingCatalog([_album(45)])
+    inner = counting_catalog([_album(45)])
     catalog = CachingCatalog(inner, engine, clock=FakeClock())
     async with contextlib.aclosing(catalog.album_pages(ALBUM_ID)) as stream:
         async for _page in stream:
@@ -190,7 +165,7 @@ async def test_a_consumer_that_stops_after_the_first_page_leaves_the_album_to_fe
 async def test_a_catalogue_failure_mid_album_passes_through_and_leaves_it_incomplete(
     engine: AsyncEngine,
 ) -> None:
-    inner = CountingCatalog([_album(45)])
+    inner = counting_catalog([_album(45)])
     inner.fail_before_page = 2
     catalog = CachingCatalog(inner, engine, clock=FakeClock())
     received: list[AlbumPage] = []
@@ -209,7 +184,7 @@ async def test_a_catalogue_failure_mid_album_passes_through_and_leaves_it_incomp
 
 
 async def test_an_album_older_than_the_maximum_age_is_fetched_again(engine: AsyncEngine) -> None:
-    inner = CountingCatalog([_album(21)])
+    inner = counting_catalog([_album(21)])
     clock = FakeClock()
     catalog = CachingCatalog(inner, engine, clock=clock, max_age=MAX_AGE)
     await _resolve(catalog)
@@ -229,7 +204,7 @@ async def test_an_album_older_than_the_maximum_age_is_fetched_again(engine: Asyn
 async def test_a_track_answers_from_the_cache_until_it_is_older_than_the_maximum_age(
     engine: AsyncEngine,
 ) -> None:
-    inner = CountingCatalog([_album(3)])
+    inner = counting_catalog([_album(3)])
     clock = FakeClock()
     catalog = CachingCatalog(inner, engine, clock=clock, max_age=MAX_AGE)
     wanted = _track(3).catalog_id
@@ -246,7 +221,7 @@ async def test_a_track_answers_from_the_cache_until_it_is_older_than_the_maximum
 async def test_a_batch_lookup_answers_cached_tracks_and_fetches_the_rest_in_one_call(
     engine: AsyncEngine,
 ) -> None:
-    inner = CountingCatalog([_album(4)])
+    inner = counting_catalog([_album(4)])
     catalog = CachingCatalog(inner, engine, clock=FakeClock())
     one, two, three, four = (_track(number).catalog_id for number in range(1, 5))
     unknown = CatalogId("77")
@@ -264,7 +239,7 @@ async def test_a_batch_lookup_answers_cached_tracks_and_fetches_the_rest_in_one_
 async def test_an_item_not_in_the_catalogue_raises_not_found_and_caches_nothing(
     engine: AsyncEngine,
 ) -> None:
-    inner = CountingCatalog()
+    inner = counting_catalog()
     catalog = CachingCatalog(inner, engine, clock=FakeClock())
 
     with pytest.raises(CatalogItemNotFound) as missing_track:

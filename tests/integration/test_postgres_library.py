@@ -12,17 +12,18 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from adapters.postgres.database import create_pool, driver_url
+from adapters.postgres.database import create_engine, create_pool, driver_url
 from adapters.postgres.library_additions import PostgresLibraryAdditions
 from adapters.postgres.tables import SCHEDULING_CHANNEL
 from adapters.postgres.unit_of_work import PostgresUnitOfWorkFactory
-from application.ports.unit_of_work import LibraryPosition
 from application.use_cases.add_album_to_library import AddAlbumToLibrary, AddAlbumToLibraryCommand
 from domain.library import LibraryItem, LibraryItemKind
 from domain.values import CatalogId, UserId
+from tests.contracts.library import LibraryContract, LibraryRig
 from tests.unit.fakes import FakeClock
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
+NOWHERE = "postgresql://postgres@127.0.0.1:1/none"  # nothing listens on port 1
 
 
 def _item(user: str, catalog_id: str, at: datetime, kind: LibraryItemKind = LibraryItemKind.ALBUM):
@@ -41,31 +42,18 @@ async def _stored(pool: asyncpg.Pool, *items: LibraryItem) -> None:
         assert created
 
 
-async def test_nothing_is_kept_unless_the_unit_of_work_commits(
-    engine: AsyncEngine, session_pool: asyncpg.Pool
-) -> None:
-    item = _item("alice", "1", T0)
-    await _stored(session_pool, item)
-    uow_factory = PostgresUnitOfWorkFactory(engine)
-    async with uow_factory() as uow:
-        assert await uow.library.remove(UserId("alice"), item.id)
+class TestPostgresLibraryContract(LibraryContract):
+    @pytest.fixture
+    def library(self, engine: AsyncEngine, session_pool: asyncpg.Pool) -> LibraryRig:
+        return LibraryRig(PostgresLibraryAdditions(session_pool), PostgresUnitOfWorkFactory(engine))
 
-    assert await _count(engine, "library_items") == 1
-    assert await _count(engine, "scheduling_jobs") == 1
-
-
-async def test_an_exception_inside_the_unit_of_work_rolls_everything_back(
-    engine: AsyncEngine, session_pool: asyncpg.Pool
-) -> None:
-    item = _item("alice", "1", T0)
-    await _stored(session_pool, item)
-    uow_factory = PostgresUnitOfWorkFactory(engine)
-    with pytest.raises(RuntimeError, match="boom"):
-        async with uow_factory() as uow:
-            await uow.library.remove(UserId("alice"), item.id)
-            raise RuntimeError("boom")
-
-    assert await _count(engine, "library_items") == 1
+    @pytest.fixture
+    async def unavailable_library(self) -> AsyncIterator[LibraryRig]:
+        nowhere = create_engine(NOWHERE, pool_size=1)
+        nowhere_pool = await create_pool(NOWHERE, size=1)
+        yield LibraryRig(PostgresLibraryAdditions(nowhere_pool), PostgresUnitOfWorkFactory(nowhere))
+        await nowhere.dispose()
+        await nowhere_pool.close()
 
 
 async def test_an_added_item_and_its_job_are_committed_together(
@@ -125,19 +113,6 @@ async def test_an_add_whose_job_fails_leaves_neither_item_nor_job_nor_notificati
     assert await _count(engine, "scheduling_jobs") == 0
 
 
-async def test_committed_items_round_trip_with_their_owner_scope(
-    engine: AsyncEngine, session_pool: asyncpg.Pool
-) -> None:
-    uow_factory = PostgresUnitOfWorkFactory(engine)
-    original = _item("alice", "42", T0, LibraryItemKind.TRACK)
-    await _stored(session_pool, original)
-
-    async with uow_factory() as uow:
-        assert await uow.library.get(UserId("alice"), original.id) == original
-        assert await uow.library.get(UserId("bob"), original.id) is None
-        assert await uow.library.remove(UserId("bob"), original.id) is False
-
-
 async def test_the_unique_key_keeps_one_item_per_user_kind_and_catalogue_id(
     engine: AsyncEngine, session_pool: asyncpg.Pool
 ) -> None:
@@ -182,33 +157,6 @@ async def test_removing_an_item_takes_its_pending_job_with_it(
     assert await _count(engine, "scheduling_jobs") == 0
 
 
-async def test_pagination_cursors_stay_stable_when_newer_items_arrive(
-    engine: AsyncEngine, session_pool: asyncpg.Pool
-) -> None:
-    uow_factory = PostgresUnitOfWorkFactory(engine)
-    # Two items share one timestamp, so the id must break the tie.
-    times = [T0, T0 + timedelta(seconds=1), T0 + timedelta(seconds=1), T0 + timedelta(seconds=2)]
-    items = [_item("alice", str(n), at) for n, at in enumerate(times)]
-    await _stored(session_pool, *items, _item("bob", "1", T0))
-
-    async with uow_factory() as uow:
-        first_page = await uow.library.page(UserId("alice"), kind=None, after=None, limit=2)
-    last = first_page.items[-1]
-
-    # Newer items arrive between the two pages.
-    await _stored(session_pool, _item("alice", "100", T0 + timedelta(hours=1)))
-
-    async with uow_factory() as uow:
-        second_page = await uow.library.page(
-            UserId("alice"), kind=None, after=LibraryPosition(last.added_at, last.id), limit=10
-        )
-
-    expected = sorted(items, key=lambda i: (i.added_at, i.id), reverse=True)
-    assert [i.id for i in first_page.items + second_page.items] == [i.id for i in expected]
-    assert first_page.has_more and not second_page.has_more
-    assert first_page.total_count == 4 and second_page.total_count == 5
-
-
 async def test_an_add_notifies_listeners_once_and_a_re_add_not_at_all(
     engine: AsyncEngine, session_pool: asyncpg.Pool, database_url: str
 ) -> None:
@@ -229,31 +177,6 @@ async def test_an_add_notifies_listeners_once_and_a_re_add_not_at_all(
         assert await asyncio.wait_for(heard.get(), timeout=5) == "marker"
     finally:
         await listener.close()
-
-
-async def test_an_unreachable_database_raises_storage_unavailable_not_a_driver_error() -> None:
-    from adapters.postgres.database import create_engine
-    from application.ports.unit_of_work import StorageUnavailable
-
-    nowhere = create_engine("postgresql://postgres@127.0.0.1:1/none", pool_size=1)
-    nowhere_pool = await create_pool("postgresql://postgres@127.0.0.1:1/none", size=1)
-    try:
-        with pytest.raises(StorageUnavailable):
-            await PostgresLibraryAdditions(nowhere_pool).add(_item("alice", "1", T0))
-        with pytest.raises(StorageUnavailable):
-            async with PostgresUnitOfWorkFactory(nowhere)() as uow:
-                await uow.library.get(
-                    UserId("alice"),
-                    LibraryItem.new(
-                        user_id=UserId("alice"),
-                        kind=LibraryItemKind.TRACK,
-                        catalog_id=CatalogId("1"),
-                        at=T0,
-                    ).id,
-                )
-    finally:
-        await nowhere.dispose()
-        await nowhere_pool.close()
 
 
 async def test_a_connection_lost_inside_the_unit_of_work_raises_storage_unavailable(

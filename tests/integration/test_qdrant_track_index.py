@@ -17,6 +17,8 @@ from qdrant_client import QdrantClient
 from adapters.qdrant.track_index import QdrantTrackIndex
 from application.ports.track_index import IndexedTrack, IndexUnavailable
 from domain.values import CatalogId, Isrc
+from tests.contracts import track_index as contract
+from tests.contracts.track_index import TrackIndexContract
 from tests.support.loopback_qdrant import LoopbackQdrant, QdrantMode
 
 DIMENSION = 4
@@ -75,22 +77,39 @@ async def server_index(loopback_qdrant: LoopbackQdrant) -> AsyncIterator[QdrantT
     await index.close()
 
 
+# -- the port's contract -----------------------------------------------------------------------
+
+
+class TestQdrantTrackIndexContract(TrackIndexContract):
+    """Local mode for what works; server mode against a loopback Qdrant that is down for the
+    outage (local mode has no server to lose)."""
+
+    @pytest.fixture
+    async def index(self) -> AsyncIterator[QdrantTrackIndex]:
+        index = QdrantTrackIndex(path=":memory:", vector_size=contract.DIMENSION)
+        await index.start()
+        await index.ensure_collection()
+        yield index
+        await index.close()
+
+    @pytest.fixture
+    async def unavailable_index(
+        self, loopback_qdrant: LoopbackQdrant
+    ) -> AsyncIterator[QdrantTrackIndex]:
+        index = QdrantTrackIndex(
+            url=loopback_qdrant.url,
+            vector_size=contract.DIMENSION,
+            collection=COLLECTION,
+            lookup_deadline_s=LOOKUP_DEADLINE_S,
+            operation_deadline_s=1.0,
+        )
+        await index.start()
+        loopback_qdrant.set_mode(QdrantMode.DOWN)
+        yield index
+        await index.close()
+
+
 # -- local mode --------------------------------------------------------------------------------
-
-
-async def test_indexed_finds_the_upserted_isrcs_and_no_others(
-    local_index: QdrantTrackIndex,
-) -> None:
-    await local_index.upsert(track(1), unit(1, 0, 0, 0))
-    await local_index.upsert(track(2), unit(0, 1, 0, 0))
-
-    found = await local_index.indexed([isrc(1), isrc(2), isrc(3), isrc(4)])
-
-    assert found == {isrc(1), isrc(2)}
-
-
-async def test_indexed_of_nothing_is_nothing(local_index: QdrantTrackIndex) -> None:
-    assert await local_index.indexed([]) == set()
 
 
 async def test_indexed_beyond_one_batch_finds_the_isrcs_in_every_batch() -> None:
@@ -154,21 +173,6 @@ async def test_a_local_index_is_found_again_after_reopening_its_folder(tmp_path:
         assert await second.indexed([isrc(1), isrc(2)]) == {isrc(1)}
     finally:
         await second.close()
-
-
-async def test_search_returns_the_nearest_tracks_first(local_index: QdrantTrackIndex) -> None:
-    await local_index.upsert(track(1, title="North"), unit(1, 0, 0, 0))
-    await local_index.upsert(track(2, title="North-east"), unit(1, 1, 0, 0))
-    await local_index.upsert(track(3, title="East"), unit(0, 1, 0, 0))
-    await local_index.upsert(track(4, title="South"), unit(-1, 0, 0, 0))
-
-    hits = await local_index.search(unit(1, 0.2, 0, 0), limit=3)
-
-    assert [hit.title for hit in hits] == ["North", "North-east", "East"]
-    assert [hit.isrc for hit in hits] == [isrc(1), isrc(2), isrc(3)]
-    assert hits[0].track_id == CatalogId("5001")
-    assert hits[0].artist_names == ("The Beatles",)
-    assert hits[0].score > hits[1].score > hits[2].score
 
 
 async def test_concurrent_writes_and_lookups_in_local_mode_all_take_effect(

@@ -15,9 +15,12 @@ from adapters.tidal.sample import SAMPLE_ALBUM_IDS, sample_catalog
 from application.ports.catalog import (
     AlbumPage,
     CatalogItemNotFound,
+    CatalogTrack,
     CatalogUnavailable,
 )
 from domain.values import CatalogId, Isrc
+from tests.contracts import catalog as contract
+from tests.contracts.catalog import CatalogContract
 from tests.support.loopback_tidal import (
     Fault,
     LoopbackAlbum,
@@ -26,6 +29,7 @@ from tests.support.loopback_tidal import (
     LoopbackTrack,
     generated_album,
 )
+from tests.unit.fakes import FakeMonotonic
 
 FAST_RETRIES = RetryPolicy(
     attempts=3, wait_initial=0.001, wait_max=0.01, wait_jitter=0.0, longest_retry_after=5.0
@@ -68,6 +72,54 @@ async def all_pages(catalog: TidalCatalog, album_id: str) -> list[AlbumPage]:
 
 def track_ids(pages: list[AlbumPage]) -> list[str]:
     return [str(track.catalog_id) for page in pages for track in page.tracks]
+
+
+# -- the port's contract ----------------------------------------------------------------------
+
+
+def serve_contract_catalogue(tidal: LoopbackTidal) -> None:
+    """The contract suite's catalogue, as the loopback TIDAL serves it."""
+
+    def artists(names: tuple[str, ...]) -> tuple[LoopbackArtist, ...]:
+        return tuple(LoopbackArtist(str(9000 + n), name) for n, name in enumerate(names))
+
+    def loopback(track: CatalogTrack) -> LoopbackTrack:
+        return LoopbackTrack(
+            id=track.catalog_id.value,
+            title=track.title,
+            isrc=track.isrc.value if track.isrc is not None else None,
+            volume_number=track.volume_number or 1,
+            track_number=track.track_number or 1,
+            artists=artists(track.artist_names),
+            duration=f"PT{track.duration_seconds}S",
+        )
+
+    for header, tracks in contract.ALBUMS:
+        tidal.add_album(
+            LoopbackAlbum(
+                id=header.catalog_id.value,
+                title=header.title,
+                items=tuple(loopback(track) for track in tracks),
+                artists=artists(header.artist_names),
+            )
+        )
+    for track in contract.SINGLE_TRACKS:
+        tidal.add_track(loopback(track))
+
+
+class TestTidalCatalogContract(CatalogContract):
+    @pytest.fixture
+    async def catalog(self, tidal: LoopbackTidal) -> AsyncIterator[TidalCatalog]:
+        serve_contract_catalogue(tidal)
+        async with catalog_for(tidal) as adapter:
+            yield adapter
+
+    @pytest.fixture
+    async def unavailable_catalog(self, tidal: LoopbackTidal) -> AsyncIterator[TidalCatalog]:
+        serve_contract_catalogue(tidal)
+        tidal.switches.every_request = Fault.server_error(503)
+        async with catalog_for(tidal) as adapter:
+            yield adapter
 
 
 # -- call counts ------------------------------------------------------------------------------
@@ -392,21 +444,8 @@ async def test_one_track_comes_with_its_artists_album_and_duration(
 # -- pace -------------------------------------------------------------------------------------
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.slept: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
-
-
 async def test_the_token_bucket_admits_a_burst_then_paces_at_its_base_rate() -> None:
-    clock = FakeClock()
+    clock = FakeMonotonic()
     pace = TokenBucketPace(requests_per_second=0.5, burst=2, clock=clock, sleep=clock.sleep)
 
     for _ in range(4):
@@ -416,7 +455,7 @@ async def test_the_token_bucket_admits_a_burst_then_paces_at_its_base_rate() -> 
 
 
 async def test_the_token_bucket_follows_tidals_ratelimit_headers_and_retry_after() -> None:
-    clock = FakeClock()
+    clock = FakeMonotonic()
     pace = TokenBucketPace(requests_per_second=100, burst=10, clock=clock, sleep=clock.sleep)
     await pace.acquire()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given, settings
@@ -13,6 +14,7 @@ from hypothesis import strategies as st
 from adapters.embedding import FieldWeights, HashingEmbedder
 from adapters.embedding.hashing import features, normalise
 from application.ports.embedder import Embedder, TrackText
+from tests.contracts.embedder import EmbedderContract
 
 properties = settings(max_examples=100, deadline=None)
 
@@ -178,9 +180,10 @@ track_texts = st.builds(
 )
 
 
-def test_the_hashing_embedder_satisfies_the_port() -> None:
-    port: Embedder = HashingEmbedder()
-    assert port.dimension == 256
+class TestHashingEmbedderContract(EmbedderContract):
+    @pytest.fixture
+    def make_embedder(self) -> Callable[[], Embedder]:
+        return lambda: HashingEmbedder(dimension=64)
 
 
 @properties
