@@ -99,6 +99,8 @@ def create_app(container: Container | None = None, *, migrate: bool = True) -> F
         max_aliases=settings.graphql_max_aliases,
         max_tokens=settings.graphql_max_tokens,
         introspection=not settings.is_production,
+        max_selections=settings.graphql_max_selections,
+        suggestions=not settings.is_production,
     )
     graphql = AuthenticatedGraphQL(
         schema,

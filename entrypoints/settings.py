@@ -62,6 +62,8 @@ class Settings(BaseSettings):
     graphql_max_aliases: int = 30
     graphql_max_tokens: int = 2000
     graphql_max_body_bytes: int = 64 * 1024
+    # Selections (fields, fragments) in a document once its fragments are expanded (ADR 0020).
+    graphql_max_selections: int = Field(default=1000, ge=1)
 
     @field_validator("inngest_serve_origin")
     @classmethod

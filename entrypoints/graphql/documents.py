@@ -4,37 +4,82 @@ One extension instead of Strawberry's MaxTokensLimiter + AddValidationRules + Pa
 ValidationCache: Strawberry builds every extension afresh for each request and enters each
 one's hooks, and for a small mutation those four cost more than the work they cache (bench/).
 The behaviour is theirs: the token limit applies while parsing, the extra rules join the
-schema's, and both results are kept in bounded LRU caches shared by all requests."""
+schema's, and both results are kept in bounded LRU caches shared by all requests.
+
+Before any rule walks a document, its cost once fragments are expanded (selections, depth,
+aliases) is computed without expanding them (document_cost.py), and a document past the limits
+is refused there: the depth and alias limits are counted through fragments, and nothing after
+this check ever follows a spread more than once per fragment (ADR 0020)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from functools import lru_cache, partial
+from typing import Any
 
-from graphql import ASTValidationRule, DocumentNode, GraphQLError, GraphQLSchema, parse
+from graphql import ASTValidationRule, DocumentNode, GraphQLError, GraphQLSchema, parse, validate
 from strawberry.extensions import SchemaExtension
-from strawberry.schema.schema import validate_document
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
+from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
+
+from entrypoints.graphql.document_cost import DocumentLimits, cost_errors
 
 # Distinct operation texts remembered; a client sends a handful. Bounded, so that unique
 # texts sent on purpose cannot grow memory.
 CACHED_DOCUMENTS = 256
+# The rules Strawberry's own validation adds to the schema's (strawberry.schema.schema).
+_STRAWBERRY_RULES: tuple[type[ASTValidationRule], ...] = (
+    MaybeNullValidationRule,
+    OneOfInputValidationRule,
+)
 
 
 class DocumentChecks:
-    """The shared, cached parse and validate functions: made once per schema."""
+    """The shared, cached parse and validate functions: made once per schema.
 
-    def __init__(self, *, rules: Sequence[type[ASTValidationRule]], max_tokens: int) -> None:
-        self.rules = tuple(rules)
+    The validation cache is keyed on the document's text. Any change to the text (renaming the
+    operation, a space, a comment) misses it, and no key cheaper than validating could see
+    through all of them: a normalised print of the document walks it as validation does. So a
+    miss is made cheap instead: the cost check is linear in the document's size and refuses
+    anything whose expansion is large before graphql-core's rules (linear themselves once
+    nothing is expanded) walk it; under the token limit a miss costs a few milliseconds at
+    worst (bench/validation_cost.py). The cache only spares honest clients repeated work."""
+
+    def __init__(
+        self, *, max_tokens: int, limits: DocumentLimits, hide_suggestions: bool = False
+    ) -> None:
+        self.limits = limits
+        self.hide_suggestions = hide_suggestions
         self.parse = lru_cache(maxsize=CACHED_DOCUMENTS)(partial(parse, max_tokens=max_tokens))
-        self.validate = lru_cache(maxsize=CACHED_DOCUMENTS)(self._validate)
+        self.validate_text = lru_cache(maxsize=CACHED_DOCUMENTS)(self._validate_text)
 
-    @staticmethod
-    def _validate(
+    def _validate_text(
+        self,
+        schema: GraphQLSchema,
+        text: str,
+        rules: tuple[type[ASTValidationRule], ...],
+    ) -> list[GraphQLError]:
+        # Keyed on the text, whose hash Python keeps, rather than on the document: AST nodes
+        # hash by value, walking the whole tree on every lookup. parse(text) is a cache hit.
+        return self.validate(schema, self.parse(text), rules)
+
+    def validate(
+        self,
         schema: GraphQLSchema,
         document: DocumentNode,
         rules: tuple[type[ASTValidationRule], ...],
     ) -> list[GraphQLError]:
-        return validate_document(schema, document, rules)
+        """The cost check, then the schema's rules if the document is within the limits."""
+        refused = cost_errors(document, self.limits)
+        if refused:
+            return refused
+        return validate(
+            schema,
+            document,
+            rules + _STRAWBERRY_RULES,
+            hide_suggestions=self.hide_suggestions,
+        )
 
 
 class CheckedDocuments(SchemaExtension):
@@ -52,9 +97,23 @@ class CheckedDocuments(SchemaExtension):
     def on_validate(self) -> Iterator[None]:
         context = self.execution_context
         assert context.graphql_document is not None
-        # The schema's own rules (DisableIntrospection adds one in production) and ours.
-        rules = context.validation_rules + self._checks.rules
-        context.pre_execution_errors = self._checks.validate(
-            context.schema._schema, context.graphql_document, rules
-        )
+        # The schema's own rules (DisableIntrospection adds one in production).
+        rules = context.validation_rules
+        schema = context.schema._schema
+        if context.query is not None:
+            context.pre_execution_errors = self._checks.validate_text(schema, context.query, rules)
+        else:
+            context.pre_execution_errors = self._checks.validate(
+                schema, context.graphql_document, rules
+            )
         yield
+
+
+class ExecutionWithoutSuggestions(StrawberryGraphQLCoreExecutionContext):
+    """Strawberry's execution with graphql-core's `hide_suggestions` on: a variable's value
+    coerced at execution ("Did you mean the enum value 'ALBUM'?") names no part of the schema.
+    Strawberry passes no such option to `execute`; the executor's constructor takes it."""
+
+    @classmethod
+    def build(cls, *args: Any, **kwargs: Any) -> Any:
+        return super().build(*args, **(kwargs | {"hide_suggestions": True}))

@@ -21,7 +21,12 @@ from application.use_cases.remove_from_library import RemoveFromLibraryCommand
 from application.use_cases.search_tracks import SearchTracksCommand
 from entrypoints.graphql import types
 from entrypoints.graphql.context import RequestContext
-from entrypoints.graphql.documents import CheckedDocuments, DocumentChecks
+from entrypoints.graphql.document_cost import DocumentLimits
+from entrypoints.graphql.documents import (
+    CheckedDocuments,
+    DocumentChecks,
+    ExecutionWithoutSuggestions,
+)
 from entrypoints.graphql.errors import (
     EXPECTED,
     MaskUnexpectedErrors,
@@ -136,15 +141,27 @@ class Mutation:
 
 
 def build_schema(
-    *, max_depth: int, max_aliases: int, max_tokens: int, introspection: bool
+    *,
+    max_depth: int,
+    max_aliases: int,
+    max_tokens: int,
+    introspection: bool,
+    max_selections: int = 1000,
+    suggestions: bool = True,
 ) -> strawberry.Schema:
-    # The depth and alias rules are made once, here: Strawberry's QueryDepthLimiter and
-    # MaxAliasesLimiter make a new rule class per request, and a validation cache keyed by the
-    # rule classes then never hits (validating took half of every add's CPU, bench/).
-    rules = (max_depth_rule(max_depth, None), max_aliases_rule(max_aliases))
+    # The depth, alias and selection limits are counted through fragments by one linear check
+    # before the schema's rules run (documents.py, ADR 0020); without suggestions, no error
+    # names a field or value the caller did not write ("Did you mean 'library'?").
+    checks = DocumentChecks(
+        max_tokens=max_tokens,
+        limits=DocumentLimits(
+            max_depth=max_depth, max_aliases=max_aliases, max_selections=max_selections
+        ),
+        hide_suggestions=not suggestions,
+    )
     # Factories, not instances: Strawberry builds a fresh extension for every request.
     extensions: list[Callable[[], SchemaExtension]] = [
-        partial(CheckedDocuments, checks=DocumentChecks(rules=rules, max_tokens=max_tokens)),
+        partial(CheckedDocuments, checks=checks),
         partial(
             MaskUnexpectedErrors, should_mask_error=should_mask, error_message="Unexpected error."
         ),
@@ -156,4 +173,5 @@ def build_schema(
         mutation=Mutation,
         types=[types.InvalidCatalogId, types.LibraryItemNotFound],
         extensions=extensions,
+        execution_context_class=None if suggestions else ExecutionWithoutSuggestions,
     )
