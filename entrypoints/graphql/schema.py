@@ -35,6 +35,7 @@ from entrypoints.graphql.errors import (
     raise_unless_not_found,
     should_mask,
 )
+from entrypoints.graphql.operations import RequestedOperationSchema
 
 GraphQLInfo = Info[RequestContext, None]
 
@@ -168,7 +169,7 @@ def build_schema(
     ]
     if not introspection:
         extensions.append(DisableIntrospection)
-    return strawberry.Schema(
+    return RequestedOperationSchema(
         query=Query,
         mutation=Mutation,
         types=[types.InvalidCatalogId, types.LibraryItemNotFound],
