@@ -6,7 +6,6 @@ and complete answers from here with no call until it is older than `max_age`.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from datetime import datetime, timedelta
@@ -64,7 +63,8 @@ class CachingCatalog:
     - `album_pages`: a complete album fetched less than `max_age` ago streams from the cache in
       pages of 20 with no call to the inner catalogue. Otherwise the inner catalogue's pages pass
       through one by one as they arrive; each page's tracks are stored before it is yielded, and
-      the album is marked complete with its last page. A stream that stops early (the consumer
+      the album is marked complete with its last page. Reading ahead is the inner catalogue's
+      business, not the cache's. A stream that stops early (the consumer
       leaves, or the inner catalogue fails) leaves the album incomplete, so the next resolution
       asks the inner catalogue again.
     - `track` and `tracks`: fresh cached tracks are answered from the table; the others are asked
@@ -123,29 +123,19 @@ class CachingCatalog:
         track_ids: list[str] = []
         skipped_items = 0
         pages = self._inner.album_pages(album_id)
-        # A page's write runs while the next page is fetched: it is off the path from one TIDAL
-        # response to the next request (bench/). Writes stay one at a time and in order.
-        writing: asyncio.Task[None] | None = None
         try:
             async for page in pages:
                 track_ids.extend(track.catalog_id.value for track in page.tracks)
                 skipped_items += page.skipped_items
-                if writing is not None:
-                    await writing
-                write = self._store(self._page_writer(page, tuple(track_ids), skipped_items))
-                if page.is_last:
-                    # Stored before the last page is yielded: a consumer may stop as soon as
-                    # it sees `is_last`, and the album must still be marked complete.
-                    writing = None
-                    await write
-                else:
-                    writing = asyncio.create_task(write)
+                # Stored before it is yielded: a consumer may stop as soon as it sees
+                # `is_last`, and the album must still be marked complete. Nothing here reads
+                # ahead: the inner catalogue does, where the wait is (ADR 0023), so this write
+                # runs while the next page is on its way.
+                await self._store(self._page_writer(page, tuple(track_ids), skipped_items))
                 yield page
         finally:
             # Leaving early (the consumer stopped, or an error) must release the inner stream
             # now, not whenever it is garbage collected; a page already fetched is still kept.
-            if writing is not None:
-                await asyncio.wait([writing])
             close = getattr(pages, "aclose", None)
             if close is not None:
                 await close()

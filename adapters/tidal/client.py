@@ -4,6 +4,10 @@ An album costs ceil(N/20) calls: `GET /albums/{id}?include=items,...` brings the
 with their tracks (ISRCs included), and each `links.next` brings 20 more once `include` is added
 back, since TIDAL's own next link drops it. Tracks that a page lists but does not include are
 fetched with `GET /tracks?filter[id]=` in batches of at most 20 and matched by id.
+
+This is the one place that reads an album's pages ahead of its consumer (ADR 0023): TIDAL is
+where the wait is (a response, a turn at the shared pace), so the next page is on its way while
+the consumer (the catalogue cache's write, the scheduler's write) handles this one.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import asyncio
 import contextlib
 import math
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,6 +67,10 @@ _TRACK_INCLUDE = "artists,albums"
 _BATCH_INCLUDE = "artists"
 # A cursor chain longer than this is a server loop, not an album (500 tracks = 25 pages).
 _MAX_PAGES = 1_000
+# Pages fetched ahead of the consumer. The consumer's handling of a page is short next to a TIDAL
+# response, so the buffer fills only while it writes; bounded, so that a consumer that stops (a
+# lost lease, a failure) has not asked TIDAL for much it will not use.
+READ_AHEAD_PAGES = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +188,17 @@ class TidalCatalog:
         return found
 
     async def album_pages(self, album_id: CatalogId) -> AsyncIterator[AlbumPage]:
+        """The album's pages, read up to READ_AHEAD_PAGES ahead of the consumer by a task of
+        their own. A failure reaches the consumer after the pages before it; closing the stream
+        stops the reading (and any turn at the pace being taken) before `aclose` returns."""
+        pages = _read_ahead(self._album_pages(album_id), READ_AHEAD_PAGES)
+        try:
+            async for page in pages:
+                yield page
+        finally:
+            await pages.aclose()
+
+    async def _album_pages(self, album_id: CatalogId) -> AsyncGenerator[AlbumPage, None]:
         aid = str(album_id)
         missing = ("album", aid)
         document = await self._get(
@@ -448,3 +467,36 @@ def _error_details(response: httpx.Response) -> str:
         return "; ".join(error_summaries(response.json()))
     except ValueError:
         return ""
+
+
+async def _read_ahead(
+    pages: AsyncGenerator[AlbumPage, None], size: int
+) -> AsyncGenerator[AlbumPage, None]:
+    """`pages`, consumed by a task of their own up to `size` pages ahead of the caller. The
+    exception that ends `pages` is raised to the caller in order, after the pages before it.
+    However the caller leaves (the end, an error, `aclose`, cancellation), the task is
+    cancelled and awaited, and `pages` closed inside it, before this generator finishes."""
+    buffer: asyncio.Queue[AlbumPage | Exception | None] = asyncio.Queue(maxsize=size)
+
+    async def fill() -> None:
+        try:
+            async for page in pages:
+                await buffer.put(page)
+        except Exception as error:  # the caller's to judge, after the pages before it
+            await buffer.put(error)
+            return
+        finally:
+            await pages.aclose()
+        await buffer.put(None)
+
+    filler = asyncio.create_task(fill(), name="tidal-read-ahead")
+    try:
+        while (got := await buffer.get()) is not None:
+            if isinstance(got, Exception):
+                raise got
+            yield got
+    finally:
+        filler.cancel()
+        # Waiting, not just cancelling, is what keeps the task from outliving the stream;
+        # asyncio.wait neither raises its outcome nor cancels it a second time.
+        await asyncio.wait({filler})

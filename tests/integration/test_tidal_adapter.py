@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
 
-from adapters.tidal.client import RetryPolicy, TidalCatalog
+from adapters.tidal.client import READ_AHEAD_PAGES, RetryPolicy, TidalCatalog
 from adapters.tidal.pace import TokenBucketPace, Unpaced
 from adapters.tidal.sample import SAMPLE_ALBUM_IDS, sample_catalog
 from application.ports.catalog import (
@@ -157,16 +158,26 @@ async def test_an_album_of_46_tracks_streams_in_order_from_three_pages(
     assert tidal.counts.by_endpoint == {"token": 1, "album": 1, "album_items": 2}
 
 
-async def test_each_page_is_yielded_before_the_next_is_requested(
+async def test_pages_are_read_ahead_of_a_busy_consumer_up_to_a_bound(
     tidal: LoopbackTidal, catalog: TidalCatalog
 ) -> None:
-    tidal.add_album(generated_album("7200000", 60))
-    calls_when_yielded = []
+    tidal.add_album(generated_album("7200000", 200))  # ten pages
+    # The consumer holds the first page; the pages after it are fetched meanwhile: as many as
+    # the buffer holds, and one more that waits for room.
+    bound = 1 + READ_AHEAD_PAGES + 1
+    async with contextlib.aclosing(catalog.album_pages(CatalogId("7200000"))) as pages:
+        first = await anext(pages)
+        for _ in range(500):
+            if tidal.counts.api >= bound:
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)  # time for a request past the bound, if one were made
+        assert tidal.counts.api == bound
 
-    async for _page in catalog.album_pages(CatalogId("7200000")):
-        calls_when_yielded.append(tidal.counts.api)
+        rest = [page async for page in pages]
 
-    assert calls_when_yielded == [1, 2, 3]
+    assert track_ids([first, *rest]) == [str(7_200_000 + n) for n in range(1, 201)]
+    assert tidal.counts.api == 10
 
 
 async def test_ten_concurrent_resolutions_share_one_token_request(
@@ -550,11 +561,11 @@ async def test_a_stream_closed_early_leaves_no_turn_at_the_pace_being_taken(
         pages = catalog.album_pages(CatalogId("9200000"))
         await anext(pages)
         await anext(pages)
-        await anext(pages)  # the turn for the fourth page is being taken now
+        await anext(pages)  # later turns are being taken as the pages are read ahead
         await pages.aclose()
 
     assert asyncio.all_tasks() - before == set()
-    assert tidal.counts.api == 3
+    assert 3 <= tidal.counts.api <= 3 + READ_AHEAD_PAGES + 1
 
 
 # -- the offline sample catalogue -------------------------------------------------------------
