@@ -24,6 +24,7 @@ from entrypoints.graphql.endpoint import AuthenticatedGraphQL
 from entrypoints.graphql.schema import build_schema
 from entrypoints.inngest_endpoint import mount_inngest_endpoint
 from entrypoints.inngest_worker import ingest_track_function
+from entrypoints.metrics_access import metrics_refusal
 from entrypoints.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from entrypoints.use_cases import LibraryUseCases
 
@@ -88,7 +89,7 @@ def create_app(container: Container | None = None, *, migrate: bool = True) -> F
         authenticator: JwtAuthenticator = request.app.state.authenticator
         use_cases: LibraryUseCases = request.app.state.use_cases
         try:
-            viewer = authenticator.authenticate(request.headers.get("authorization"))
+            viewer = authenticator.authenticate_request(request.headers.getlist("authorization"))
         except AuthenticationFailed as failure:
             return RequestContext(viewer=None, auth_failure=failure.reason, use_cases=use_cases)
         structlog.contextvars.bind_contextvars(user_id=viewer)
@@ -133,6 +134,8 @@ def create_app(container: Container | None = None, *, migrate: bool = True) -> F
 
     @app.get("/metrics")
     async def metrics(request: Request) -> Response:
+        if (refusal := metrics_refusal(settings, request)) is not None:
+            return refusal
         exporter: PrometheusMetrics = request.app.state.metrics
         exporter.set_ledger_rows(await ledger_rows_by_state(request.app.state.engine))
         return Response(generate_latest(exporter.registry), media_type=CONTENT_TYPE_LATEST)

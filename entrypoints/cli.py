@@ -62,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             level=settings.libingest_log_level, json=settings.libingest_log_format == "json"
         )
         if args.command == "serve":
-            return _serve(args.host, args.port)
+            return _serve(args.host, args.port, settings)
         if args.command == "migrate":
             return asyncio.run(_migrate())
         if args.command == "token":
@@ -81,13 +81,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     return EXIT_USAGE
 
 
-def _serve(host: str, port: int) -> int:
-    import uvicorn
-
+def _serve(host: str, port: int, settings: Settings) -> int:
     from entrypoints.app import create_app
-    from entrypoints.server import server_config
+    from entrypoints.server import serve
 
-    uvicorn.Server(server_config(create_app(), host=host, port=port)).run()
+    serve(
+        create_app(),
+        host=host,
+        port=port,
+        max_header_bytes=settings.http_max_header_bytes,
+        metrics_port=settings.metrics_port,
+    )
     return EXIT_OK
 
 

@@ -24,6 +24,7 @@ from adapters.auth.jwt_tokens import JwtAuthenticator, JwtSettings, load_or_crea
 from adapters.clock import SystemClock
 from adapters.embedding.hashing import HashingEmbedder
 from adapters.inngest.queue import InngestQueue, build_inngest_client
+from adapters.memory.add_rate_limits import InProcessAddRateLimits
 from adapters.metrics.prometheus import PrometheusMetrics
 from adapters.postgres.catalog_cache import CachingCatalog
 from adapters.postgres.database import EmbeddedPostgres, create_engine, create_pool
@@ -40,6 +41,7 @@ from application.ports.clock import Clock
 from application.ports.track_index import IndexUnavailable
 from application.ports.unit_of_work import UnitOfWorkFactory
 from application.use_cases.add_album_to_library import AddAlbumToLibrary
+from application.use_cases.add_to_library import AddQuotas
 from application.use_cases.add_track_to_library import AddTrackToLibrary
 from application.use_cases.dispatch_pending import DispatchPending
 from application.use_cases.get_ingestion_progress import GetIngestionProgress
@@ -50,6 +52,7 @@ from application.use_cases.remove_from_library import RemoveFromLibrary
 from application.use_cases.reschedule import Reschedule
 from application.use_cases.schedule_ingestion import ScheduleIngestion
 from application.use_cases.search_tracks import SearchTracks
+from domain.quotas import RatePolicy
 from entrypoints.local_queue import LocalQueue, in_flight_commands
 from entrypoints.relay import Relay
 from entrypoints.settings import Settings
@@ -85,6 +88,15 @@ async def database_pool(url: str, size: int) -> AsyncIterator[asyncpg.Pool]:
         yield pool
     finally:
         await pool.close()
+
+
+def add_quotas(settings: Settings) -> AddQuotas:
+    """One set of buckets for both kinds of add, in this process (ADR 0022)."""
+    policy = RatePolicy(per_second=settings.add_rate_per_second, burst=settings.add_burst)
+    return AddQuotas(
+        rate_limits=InProcessAddRateLimits(policy),
+        max_pending=settings.add_max_pending_per_user,
+    )
 
 
 def jwt_settings(settings: Settings) -> JwtSettings:
@@ -208,6 +220,7 @@ class Container(containers.DeclarativeContainer):
     uow_factory = providers.Singleton(PostgresUnitOfWorkFactory, engine)
     pool = providers.Resource(database_pool, database_url, settings.provided.database_pool_size)
     library_additions = providers.Singleton(PostgresLibraryAdditions, pool)
+    add_quotas = providers.Singleton(add_quotas, settings)
     clock = providers.Singleton(SystemClock)
     metrics = providers.Singleton(PrometheusMetrics)
 
@@ -226,8 +239,8 @@ class Container(containers.DeclarativeContainer):
 
     library_use_cases = providers.Singleton(
         LibraryUseCases,
-        add_track=providers.Factory(AddTrackToLibrary, library_additions, clock),
-        add_album=providers.Factory(AddAlbumToLibrary, library_additions, clock),
+        add_track=providers.Factory(AddTrackToLibrary, library_additions, clock, add_quotas),
+        add_album=providers.Factory(AddAlbumToLibrary, library_additions, clock, add_quotas),
         remove=providers.Factory(RemoveFromLibrary, uow_factory),
         list_library=providers.Factory(ListLibrary, uow_factory),
         get_item=providers.Factory(GetLibraryItem, uow_factory),

@@ -65,6 +65,18 @@ class Settings(BaseSettings):
     # Selections (fields, fragments) in a document once its fragments are expanded (ADR 0020).
     graphql_max_selections: int = Field(default=1000, ge=1)
 
+    # Per-user quotas on adds (ADR 0022): a token bucket in each API process's memory, and a cap
+    # on the user's items still waiting to be scheduled (each costs catalogue calls).
+    add_rate_per_second: float = Field(default=10.0, gt=0)
+    add_burst: int = Field(default=100, ge=1)
+    add_max_pending_per_user: int = Field(default=1000, ge=1)
+    # The request line and headers together: a JWT is under 4 KiB (ADR 0022).
+    http_max_header_bytes: int = Field(default=16 * 1024, ge=1024)
+    # /metrics: on a port of its own, or behind this bearer token, or (neither set) only in
+    # development (ADR 0022).
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    metrics_token: str | None = Field(default=None, repr=False)
+
     @field_validator("inngest_serve_origin")
     @classmethod
     def _an_origin(cls, value: str | None) -> str | None:

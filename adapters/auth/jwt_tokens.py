@@ -1,12 +1,18 @@
 """HS256 JSON Web Tokens (PyJWT): `sub` is the user id, `exp` is required, `iss` and `aud` are
 checked when configured. Every failure is one AuthenticationFailed whose reason never includes the
-token or the secret."""
+token or the secret.
+
+Stricter than PyJWT where PyJWT is lenient (ADR 0022): the time claims must be JSON numbers (PyJWT
+takes the string "9999999999" too, by calling int() on it), the subject must be written exactly
+as the user id (no blank, no surrounding whitespace that would make " alice" a second alice),
+and a request must carry one Authorization header, not two that proxies may read differently."""
 
 from __future__ import annotations
 
+import math
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,6 +29,8 @@ _SECRET_FILE = "jwt-secret"
 # Verified tokens remembered (oldest forgotten first): a client sends the same token with every
 # request, and checking its signature again was a tenth of an add's CPU (bench/).
 _VERIFIED_CACHE_SIZE = 10_000
+# RFC 7519 §2: NumericDate claims are JSON numbers.
+_TIME_CLAIMS = ("exp", "iat", "nbf")
 
 
 class AuthenticationFailed(Exception):
@@ -50,6 +58,13 @@ class JwtAuthenticator:
         # afterwards is the time alone, so a hit checks `exp` again, exactly as PyJWT does.
         # (`nbf`/`iat` cannot fail later once they passed.)
         self._verified: dict[str, tuple[UserId, int]] = {}
+
+    def authenticate_request(self, authorization_headers: Sequence[str]) -> UserId:
+        """The user behind a request's `Authorization` headers, of which there must be at most
+        one: which of two counts differs between proxies and frameworks, so neither is chosen."""
+        if len(authorization_headers) > 1:
+            raise AuthenticationFailed("more than one Authorization header")
+        return self.authenticate(authorization_headers[0] if authorization_headers else None)
 
     def authenticate(self, authorization: str | None) -> UserId:
         """The user behind an `Authorization: Bearer <JWT>` header value."""
@@ -93,12 +108,17 @@ class JwtAuthenticator:
         except jwt.InvalidTokenError as error:
             # PyJWT's messages name the failed check (signature, claim), never the token.
             raise AuthenticationFailed(f"invalid token: {type(error).__name__}") from error
+        for name in _TIME_CLAIMS:
+            if name in claims and not _is_numeric_date(claims[name]):
+                raise AuthenticationFailed(f"invalid token: {name} is not a number")
         subject = claims.get("sub")
+        if not isinstance(subject, str) or not subject.strip() or subject != subject.strip():
+            raise AuthenticationFailed("invalid token: bad subject")
         try:
-            user = parse_user_id(subject if isinstance(subject, str) else "")
+            user = parse_user_id(subject)
         except InvalidUserId as error:
             raise AuthenticationFailed("invalid token: bad subject") from error
-        return user, int(claims["exp"])  # PyJWT checked that `exp` is an integer
+        return user, int(claims["exp"])
 
     def issue(self, user_id: str, *, lifetime: timedelta = timedelta(days=7)) -> str:
         owner = parse_user_id(user_id)
@@ -109,6 +129,11 @@ class JwtAuthenticator:
         if self._settings.audience:
             claims["aud"] = self._settings.audience
         return jwt.encode(claims, self._settings.secret, algorithm=_ALGORITHM)
+
+
+def _is_numeric_date(value: object) -> bool:
+    # bool is an int to Python, and `true` is not a date.
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def load_or_create_secret(configured: str | None, data_dir: Path) -> str:

@@ -8,8 +8,6 @@ from functools import partial
 import strawberry
 from strawberry.extensions import SchemaExtension
 from strawberry.extensions.disable_introspection import DisableIntrospection
-from strawberry.extensions.max_aliases import create_validator as max_aliases_rule
-from strawberry.extensions.query_depth_limiter import create_validator as max_depth_rule
 from strawberry.types import Info
 
 from application.use_cases.add_album_to_library import AddAlbumToLibraryCommand
@@ -27,6 +25,7 @@ from entrypoints.graphql.documents import (
     DocumentChecks,
     ExecutionWithoutSuggestions,
 )
+from entrypoints.graphql.error_log import ReadableErrorLog
 from entrypoints.graphql.errors import (
     EXPECTED,
     MaskUnexpectedErrors,
@@ -141,6 +140,11 @@ class Mutation:
         return types.RemoveFromLibrarySuccess(removed_item_id=strawberry.ID(str(removed)))
 
 
+class LibingestSchema(ReadableErrorLog, RequestedOperationSchema):
+    """The operation the request names (operations.py); a log an operator can read under
+    attack (error_log.py)."""
+
+
 def build_schema(
     *,
     max_depth: int,
@@ -169,7 +173,7 @@ def build_schema(
     ]
     if not introspection:
         extensions.append(DisableIntrospection)
-    return RequestedOperationSchema(
+    return LibingestSchema(
         query=Query,
         mutation=Mutation,
         types=[types.InvalidCatalogId, types.LibraryItemNotFound],
