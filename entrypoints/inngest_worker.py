@@ -8,12 +8,13 @@ handler marks the ledger row `failed`."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import inngest
 import structlog
 
+from application.errors import DependencyUnavailable
 from application.use_cases.ingest_track import (
     IngestTrack,
     IngestTrackCommand,
@@ -33,6 +34,34 @@ RETRIES = 8
 # At most one step per ISRC at a time: duplicate events wait rather than race each other.
 ONE_STEP_PER_ISRC = inngest.Concurrency(key="event.data.isrc", limit=1)
 DEFAULT_CONCURRENCY = 10
+
+# The worker's one table from expected errors to Inngest's decision (ADR 0025): a caller's
+# mistake can never succeed, so the run fails at once; a dependency down is retried on Inngest's
+# backoff. Anything the table does not know is retried too, as Inngest does by default.
+RETRIED: dict[type[Exception], bool] = {DomainError: False, DependencyUnavailable: True}
+
+T = TypeVar("T")
+
+
+def is_retried(error: Exception) -> bool:
+    for cls in type(error).__mro__:
+        if cls in RETRIED:
+            return RETRIED[cls]
+    return True
+
+
+def as_the_table_says(body: Callable[[], Awaitable[T]]) -> Callable[[], Awaitable[T]]:
+    """A step's body whose errors the table does not retry end the run (NonRetriableError)."""
+
+    async def step() -> T:
+        try:
+            return await body()
+        except Exception as error:
+            if is_retried(error):
+                raise
+            raise inngest.NonRetriableError(str(error)) from error
+
+    return step
 
 
 def command_from(data: Any) -> IngestTrackCommand:
@@ -97,23 +126,23 @@ def ingest_track_function(
                 await ingest.mark_failed(command.isrc, str(gone))
                 raise inngest.NonRetriableError(str(gone)) from gone
 
-        fetched = await ctx.step.run("fetch", fetch)
+        fetched = await ctx.step.run("fetch", as_the_table_says(fetch))
         document = TrackDocument(**{**fetched, "artist_names": tuple(fetched["artist_names"])})
 
         async def embed() -> list[float]:
             return ingest.embed(document)
 
-        vector = await ctx.step.run("embed", embed)
+        vector = await ctx.step.run("embed", as_the_table_says(embed))
 
         async def upsert() -> None:
             await ingest.upsert(document, vector)
 
-        await ctx.step.run("upsert", upsert)
+        await ctx.step.run("upsert", as_the_table_says(upsert))
 
         async def mark() -> None:
             await ingest.mark_indexed(command.isrc)
 
-        await ctx.step.run("mark", mark)
+        await ctx.step.run("mark", as_the_table_says(mark))
         log.info("inngest.track_indexed", isrc=command.isrc)
         return {"isrc": command.isrc, "state": "indexed"}
 
