@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 
+import jwt
 import pytest
 
 from adapters.auth import jwt_tokens
@@ -73,3 +74,37 @@ def test_the_memory_of_verified_tokens_is_bounded(monkeypatch: pytest.MonkeyPatc
 
     assert len(authenticator._verified) == 3
     assert authenticator.authenticate(_bearer(tokens[0])) == "user-0"  # verified afresh
+
+
+def test_a_request_with_two_authorization_headers_is_refused_whatever_they_hold() -> None:
+    authenticator = JwtAuthenticator(JwtSettings(secret=SECRET))
+    token = _bearer(authenticator.issue("alice"))
+
+    assert authenticator.authenticate_request([token]) == "alice"
+    with pytest.raises(AuthenticationFailed, match="missing"):
+        authenticator.authenticate_request([])
+    with pytest.raises(AuthenticationFailed, match="more than one"):
+        authenticator.authenticate_request([token, token])
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"sub": " "},
+        {"sub": " alice"},
+        {"sub": "alice\n"},
+        {"sub": 42},
+        {"exp": "9999999999"},
+        {"iat": "1"},
+        {"nbf": "1"},
+    ],
+    ids=repr,
+)
+def test_claims_pyjwt_lets_through_are_refused(claims: dict[str, object]) -> None:
+    authenticator = JwtAuthenticator(JwtSettings(secret=SECRET))
+    token = jwt.encode(
+        {"sub": "alice", "exp": int(time.time()) + 3600} | claims, SECRET, algorithm="HS256"
+    )
+
+    with pytest.raises(AuthenticationFailed, match="invalid token"):
+        authenticator.authenticate(_bearer(token))
