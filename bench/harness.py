@@ -23,11 +23,10 @@ import asyncpg
 import httpx
 import psutil
 from sqlalchemy.engine import make_url
-from starlette.requests import Request
-from starlette.responses import Response
 
 from adapters.postgres.database import EmbeddedPostgres
 from tests.support.loopback_inngest import LoopbackInngest, ReceivedEvent
+from tests.support.loopback_server import LoopbackRequest, LoopbackResponse
 from tests.support.loopback_tidal import JSON_API, LoopbackTidal
 from tests.support.scratch_database import (
     asyncpg_dsn,
@@ -265,12 +264,12 @@ class RateLimitedTidal(LoopbackTidal):
         self.bucket: TokenBucket | None = None
         self.refused = 0
 
-    async def _admit(self, request: Request, endpoint: str) -> Response | None:
+    def admit(self, request: LoopbackRequest) -> LoopbackResponse | None:
         bucket = self.bucket
-        if bucket is not None:
+        if bucket is not None and self.faults_apply_to(request):  # the API, not the token
             granted, left = bucket.take()
             if not granted:
-                self._count(endpoint)
+                self._count(self.endpoint(request))
                 self.refused += 1
                 wait = (1 - left) / bucket.rate
                 headers = {
@@ -280,9 +279,9 @@ class RateLimitedTidal(LoopbackTidal):
                     "x-ratelimit-burst-capacity": str(bucket.burst),
                     "x-ratelimit-replenish-rate": f"{bucket.rate:g}",
                 }
-                body = json.dumps({"errors": [{"detail": "Rate limit exceeded"}]})
-                return Response(body, status_code=429, media_type=JSON_API, headers=headers)
-        return await super()._admit(request, endpoint)
+                body = json.dumps({"errors": [{"detail": "Rate limit exceeded"}]}).encode()
+                return LoopbackResponse(429, body, content_type=JSON_API, headers=headers)
+        return super().admit(request)
 
 
 class TimedInngest(LoopbackInngest):

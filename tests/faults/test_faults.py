@@ -2,6 +2,7 @@
 and afterwards the promises checked against PostgreSQL and what the Event API accepted:
 every committed add scheduled, one event id per ISRC, no ISRC dispatched twice, adds answering
 quickly throughout. Each test records its measurements (docs/reliability.md has the table).
+The faults that are one dependency failing for a while are one table of timelines (TIMELINES).
 
 Durations are constants the environment may override, e.g. FAULT_INNGEST_DOWN_SECONDS=10."""
 
@@ -11,6 +12,7 @@ import asyncio
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
@@ -127,133 +129,153 @@ async def settle_and_check(
     assert_adds_answered(adds)
 
 
-async def test_inngest_down_for_30_seconds_delays_events_and_loses_none(
-    loopbacks: Loopbacks,
-    catalogue: Catalogue,
-    fault_database: str,
-    services: Services,
-    driver: AddDriver,
-    workdir: Path,
-) -> None:
-    service = await start_service(services, loopbacks, fault_database, workdir / "data")
-    await warm_up(driver, service, catalogue)
-    rate = 4.0
-    plan = plan_adds([service], catalogue, int((LEAD_S + INNGEST_DOWN_S + TAIL_S) * rate))
+# -- one dependency failing while adds stream in: a table of timelines -------------------------
 
-    async def outage() -> tuple[float, float]:
-        await asyncio.sleep(LEAD_S)
-        await asyncio.to_thread(loopbacks.inngest.set_mode, InngestMode.DOWN)
-        down_at = driver.now()
-        await asyncio.sleep(INNGEST_DOWN_S)
-        await asyncio.to_thread(loopbacks.inngest.set_mode, InngestMode.ACCEPT)
-        return down_at, driver.now()
-
-    adds, window = await asyncio.gather(driver.stream(plan, per_second=rate), outage())
-    await settle_and_check(
-        "inngest_down",
-        database_url=fault_database,
-        loopbacks=loopbacks,
-        catalogue=catalogue,
-        driver=driver,
-        adds=adds,
-        window=window,
-        notes=lambda: {"down_s": INNGEST_DOWN_S, "adds_per_s": rate},
-    )
+Switch = Callable[[Loopbacks], None]
 
 
-async def test_qdrant_unreachable_then_slow_schedules_everything_fail_open(
-    loopbacks: Loopbacks,
-    catalogue: Catalogue,
-    fault_database: str,
-    services: Services,
-    driver: AddDriver,
-    workdir: Path,
-) -> None:
-    service = await start_service(services, loopbacks, fault_database, workdir / "data")
-    await warm_up(driver, service, catalogue)
-    rate = 4.0
-    plan = plan_adds(
-        [service], catalogue, int((LEAD_S + QDRANT_DOWN_S + QDRANT_SLOW_S + TAIL_S) * rate)
-    )
+@dataclass(frozen=True)
+class Phase:
+    """One stretch of a fault: `switch` turns it on, and it holds for `seconds`."""
 
-    async def faults() -> tuple[float, float]:
-        await asyncio.sleep(LEAD_S)
-        await asyncio.to_thread(loopbacks.qdrant.set_mode, QdrantMode.DOWN)
-        start = driver.now()
-        await asyncio.sleep(QDRANT_DOWN_S)
-        await asyncio.to_thread(
-            loopbacks.qdrant.set_mode, QdrantMode.SLOW, delay_s=QDRANT_SLOW_REPLY_S
-        )
-        await asyncio.sleep(QDRANT_SLOW_S)
-        await asyncio.to_thread(loopbacks.qdrant.set_mode, QdrantMode.NORMAL)
-        return start, driver.now()
-
-    adds, window = await asyncio.gather(driver.stream(plan, per_second=rate), faults())
-    await settle_and_check(
-        "qdrant_unreachable_then_slow",
-        database_url=fault_database,
-        loopbacks=loopbacks,
-        catalogue=catalogue,
-        driver=driver,
-        adds=adds,
-        window=window,
-        notes=lambda: {
-            "down_s": QDRANT_DOWN_S,
-            "slow_s": QDRANT_SLOW_S,
-            "slow_reply_s": QDRANT_SLOW_REPLY_S,
-            "qdrant_requests": loopbacks.qdrant.request_count,
-        },
-    )
+    seconds: float
+    switch: Switch
 
 
-async def test_tidal_rate_limiting_then_5xx_then_timeouts_delay_scheduling_only(
-    loopbacks: Loopbacks,
-    catalogue: Catalogue,
-    fault_database: str,
-    services: Services,
-    driver: AddDriver,
-    workdir: Path,
-) -> None:
-    service = await start_service(services, loopbacks, fault_database, workdir / "data")
-    await warm_up(driver, service, catalogue)
-    tidal = loopbacks.tidal
+@dataclass(frozen=True)
+class FaultTimeline:
+    """Adds stream in at `adds_per_second` for LEAD_S, the phases in turn, then TAIL_S after
+    `recover`; then everything must be scheduled, once. `name` keys the measurement in
+    docs/reliability.md and `notes` (read once settled) goes with it."""
+
+    name: str
+    phases: tuple[Phase, ...]
+    recover: Switch
+    adds_per_second: float
+    notes: Callable[[Loopbacks], dict[str, object]]
+    # Every n-th add is an album added before by another user (dedupe across users).
+    share_every: int = 4
+    prepare: Switch = lambda _: None
+
+
+def inngest_mode(mode: InngestMode) -> Switch:
+    return lambda loopbacks: loopbacks.inngest.set_mode(mode)
+
+
+def qdrant_mode(mode: QdrantMode, delay_s: float = 2.0) -> Switch:
+    return lambda loopbacks: loopbacks.qdrant.set_mode(mode, delay_s=delay_s)
+
+
+def tidal_answers(fault: Fault | None) -> Switch:
+    def switch(loopbacks: Loopbacks) -> None:
+        loopbacks.tidal.switches.every_request = fault
+
+    return switch
+
+
+def hang_past_the_adapters_timeout(loopbacks: Loopbacks) -> None:
     # A hang outlasts the adapter's 10 s request timeout.
-    tidal.switches.hang_seconds = 15.0
-    rate = 2.0
-    fault_s = TIDAL_429_S + TIDAL_5XX_S + TIDAL_TIMEOUT_S
-    # Only fresh albums: a cached one costs no TIDAL call and would dodge the fault.
-    plan = plan_adds(
-        [service], catalogue, int((LEAD_S + fault_s + TAIL_S) * rate), share_every=10**9
-    )
+    loopbacks.tidal.switches.hang_seconds = 15.0
+
+
+TIMELINES = [
+    pytest.param(
+        FaultTimeline(
+            name="inngest_down",
+            phases=(Phase(INNGEST_DOWN_S, inngest_mode(InngestMode.DOWN)),),
+            recover=inngest_mode(InngestMode.ACCEPT),
+            adds_per_second=4.0,
+            notes=lambda _: {"down_s": INNGEST_DOWN_S, "adds_per_s": 4.0},
+        ),
+        id="inngest down for 30 s delays events and loses none",
+    ),
+    pytest.param(
+        FaultTimeline(
+            name="qdrant_unreachable_then_slow",
+            phases=(
+                Phase(QDRANT_DOWN_S, qdrant_mode(QdrantMode.DOWN)),
+                Phase(QDRANT_SLOW_S, qdrant_mode(QdrantMode.SLOW, delay_s=QDRANT_SLOW_REPLY_S)),
+            ),
+            recover=qdrant_mode(QdrantMode.NORMAL),
+            adds_per_second=4.0,
+            notes=lambda loopbacks: {
+                "down_s": QDRANT_DOWN_S,
+                "slow_s": QDRANT_SLOW_S,
+                "slow_reply_s": QDRANT_SLOW_REPLY_S,
+                "qdrant_requests": loopbacks.qdrant.request_count,
+            },
+        ),
+        id="qdrant unreachable then slow schedules everything, failing open",
+    ),
+    pytest.param(
+        FaultTimeline(
+            name="tidal_429_5xx_timeouts",
+            phases=(
+                Phase(TIDAL_429_S, tidal_answers(Fault.rate_limited(retry_after="1"))),
+                Phase(TIDAL_5XX_S, tidal_answers(Fault.server_error(503))),
+                Phase(TIDAL_TIMEOUT_S, tidal_answers(Fault.timeout())),
+            ),
+            recover=tidal_answers(None),
+            adds_per_second=2.0,
+            notes=lambda loopbacks: {
+                "rate_limited_s": TIDAL_429_S,
+                "server_error_s": TIDAL_5XX_S,
+                "timeout_s": TIDAL_TIMEOUT_S,
+                "tidal_api_calls": loopbacks.tidal.counts.api,
+            },
+            # Only fresh albums: a cached one costs no TIDAL call and would dodge the fault.
+            share_every=10**9,
+            prepare=hang_past_the_adapters_timeout,
+        ),
+        id="tidal rate limiting then 5xx then timeouts delay scheduling only",
+    ),
+]
+
+
+@pytest.mark.parametrize("timeline", TIMELINES)
+async def test_a_dependency_failing_while_adds_stream_in_delays_scheduling_and_loses_nothing(
+    timeline: FaultTimeline,
+    loopbacks: Loopbacks,
+    catalogue: Catalogue,
+    fault_database: str,
+    services: Services,
+    driver: AddDriver,
+    workdir: Path,
+) -> None:
+    service = await start_service(services, loopbacks, fault_database, workdir / "data")
+    await warm_up(driver, service, catalogue)
+    timeline.prepare(loopbacks)
+    fault_s = sum(phase.seconds for phase in timeline.phases)
+    count = int((LEAD_S + fault_s + TAIL_S) * timeline.adds_per_second)
+    plan = plan_adds([service], catalogue, count, share_every=timeline.share_every)
 
     async def faults() -> tuple[float, float]:
         await asyncio.sleep(LEAD_S)
-        start = driver.now()
-        tidal.switches.every_request = Fault.rate_limited(retry_after="1")
-        await asyncio.sleep(TIDAL_429_S)
-        tidal.switches.every_request = Fault.server_error(503)
-        await asyncio.sleep(TIDAL_5XX_S)
-        tidal.switches.every_request = Fault.timeout()
-        await asyncio.sleep(TIDAL_TIMEOUT_S)
-        tidal.switches.every_request = None
-        return start, driver.now()
+        started: float | None = None
+        for phase in timeline.phases:
+            await asyncio.to_thread(phase.switch, loopbacks)
+            started = driver.now() if started is None else started
+            await asyncio.sleep(phase.seconds)
+        await asyncio.to_thread(timeline.recover, loopbacks)
+        assert started is not None, "a timeline has at least one phase"
+        return started, driver.now()
 
-    adds, window = await asyncio.gather(driver.stream(plan, per_second=rate), faults())
+    adds, window = await asyncio.gather(
+        driver.stream(plan, per_second=timeline.adds_per_second), faults()
+    )
     await settle_and_check(
-        "tidal_429_5xx_timeouts",
+        timeline.name,
         database_url=fault_database,
         loopbacks=loopbacks,
         catalogue=catalogue,
         driver=driver,
         adds=adds,
         window=window,
-        notes=lambda: {
-            "rate_limited_s": TIDAL_429_S,
-            "server_error_s": TIDAL_5XX_S,
-            "timeout_s": TIDAL_TIMEOUT_S,
-            "tidal_api_calls": tidal.counts.api,
-        },
+        notes=lambda: timeline.notes(loopbacks),
     )
+
+
+# -- the other faults, each of its own shape ----------------------------------------------------
 
 
 async def test_sigkill_mid_album_then_restart_completes_with_only_same_id_resends(

@@ -10,6 +10,9 @@ must survive (reference/qdrant.md §3.1): refused connections, a reply slower th
     with LoopbackQdrant(collection="tracks", point_ids={...}) as qdrant:
         index = QdrantTrackIndex(url=qdrant.url, vector_size=8)
         qdrant.set_mode(QdrantMode.RATE_LIMITED)
+
+The server machinery (start, stop, down and up again, faults) is LoopbackServer's
+(tests/support/loopback_server.py), shared with the loopback TIDAL and Inngest.
 """
 
 from __future__ import annotations
@@ -18,10 +21,15 @@ import threading
 import uuid
 from collections.abc import Iterable
 from enum import StrEnum
-from types import TracebackType
+from http import HTTPStatus
 from typing import Any
 
-from tests.support.loopback_inngest import LoopbackHttpServer, LoopbackRequest, LoopbackResponse
+from tests.support.loopback_server import (
+    Fault,
+    LoopbackRequest,
+    LoopbackResponse,
+    LoopbackServer,
+)
 
 
 class QdrantMode(StrEnum):
@@ -36,7 +44,7 @@ class QdrantMode(StrEnum):
     MISSING_COLLECTION = "missing_collection"  # the collection does not exist (404)
 
 
-class LoopbackQdrant:
+class LoopbackQdrant(LoopbackServer):
     """A loopback Qdrant holding one collection with the point ids given (any UUID form).
 
     `retrieve_requests` lists the ids of every retrieve that reached the server, one list per
@@ -44,46 +52,27 @@ class LoopbackQdrant:
     """
 
     def __init__(self, collection: str = "tracks", point_ids: Iterable[str] = ()) -> None:
+        super().__init__()
         self.collection = collection
         self._lock = threading.Lock()
         self._point_ids = {_canonical(point_id) for point_id in point_ids}
         self._mode = QdrantMode.NORMAL
-        self._delay_s = 0.0
         self._retrieve_requests: list[list[str]] = []
-        self._request_count = 0
-        self._http = LoopbackHttpServer(self._answer)
-
-    def start(self) -> LoopbackQdrant:
-        self._http.come_up()
-        return self
-
-    def stop(self) -> None:
-        self._http.go_down()
-
-    def __enter__(self) -> LoopbackQdrant:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._http.port}"
+        return self.origin
 
     def set_mode(self, mode: QdrantMode, *, delay_s: float = 2.0) -> None:
         """Switch behaviour. DOWN stops listening; any other mode listens again on the same port."""
         with self._lock:
             self._mode = mode
-            self._delay_s = delay_s
+        self.switches.latency = delay_s if mode is QdrantMode.SLOW else 0.0
+        self.switches.every_request = _FAULTS.get(mode)
         if mode is QdrantMode.DOWN:
-            self._http.go_down()
+            self.go_down()
         else:
-            self._http.come_up()
+            self.come_up()
 
     def add_points(self, point_ids: Iterable[str]) -> None:
         with self._lock:
@@ -96,26 +85,19 @@ class LoopbackQdrant:
 
     @property
     def request_count(self) -> int:
-        with self._lock:
-            return self._request_count
+        return len(self.requests)
 
     # -- the REST API ------------------------------------------------------------------------
 
-    def _answer(self, request: LoopbackRequest) -> LoopbackResponse:
-        with self._lock:
-            self._request_count += 1
-            mode, delay_s = self._mode, self._delay_s
-        if mode is QdrantMode.SERVER_ERROR:
-            return _error(500, "Service internal error: the loopback was told to fail")
-        if mode is QdrantMode.RATE_LIMITED:
-            return _error(429, "Too many requests", headers={"Retry-After": "1"})
-        if mode is QdrantMode.NON_JSON:
-            page = b"<html><body><h1>Welcome to nginx!</h1></body></html>"
-            return LoopbackResponse(200, page, content_type="text/html")
+    def error(self, status: int, fault: Fault) -> LoopbackResponse:
+        headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
+        return _error(status, _MESSAGES.get(status, HTTPStatus(status).phrase), headers=headers)
 
-        path = request.path.split("?", 1)[0].rstrip("/")
+    def answer(self, request: LoopbackRequest) -> LoopbackResponse:
+        with self._lock:
+            mode = self._mode
+        path = request.route.rstrip("/")
         parts = path.strip("/").split("/")
-        delay = delay_s if mode is QdrantMode.SLOW else 0.0
         if path == "":
             return LoopbackResponse.of_json(
                 200, {"title": "qdrant - vector search engine", "version": "1.15.0"}
@@ -124,14 +106,14 @@ class LoopbackQdrant:
             return _error(404, f"Not found: {path}")
         exists = parts[1] == self.collection and mode is not QdrantMode.MISSING_COLLECTION
         if parts[2:] == ["exists"] and request.method == "GET":
-            return _ok({"exists": exists}, delay_s=delay)
+            return _ok({"exists": exists})
         if not exists:
             return _error(404, f"Not found: Collection `{parts[1]}` doesn't exist!")
         if parts[2:] == ["points"] and request.method == "POST":
-            return self._retrieve(request, delay)
+            return self._retrieve(request)
         return _error(404, f"Not found: {request.method} {path} is not served by the loopback")
 
-    def _retrieve(self, request: LoopbackRequest, delay_s: float) -> LoopbackResponse:
+    def _retrieve(self, request: LoopbackRequest) -> LoopbackResponse:
         try:
             body = request.json()
             requested = [str(point_id) for point_id in body["ids"]]
@@ -144,13 +126,25 @@ class LoopbackQdrant:
             ]
         # Record: id, and payload/vector only when asked for (we never hold any).
         records = [{"id": point_id, "payload": None, "vector": None} for point_id in present]
-        return _ok(records, delay_s=delay_s)
+        return _ok(records)
 
 
-def _ok(result: Any, *, delay_s: float = 0.0) -> LoopbackResponse:
-    return LoopbackResponse.of_json(
-        200, {"result": result, "status": "ok", "time": 0.0001}, delay_s=delay_s
-    )
+# The modes that are a fault of any API, as the shared machinery injects them.
+_FAULTS = {
+    QdrantMode.SERVER_ERROR: Fault.server_error(500),
+    QdrantMode.RATE_LIMITED: Fault.rate_limited(retry_after="1"),
+    QdrantMode.NON_JSON: Fault.malformed(
+        "<html><body><h1>Welcome to nginx!</h1></body></html>", content_type="text/html"
+    ),
+}
+_MESSAGES = {
+    500: "Service internal error: the loopback was told to fail",
+    429: "Too many requests",
+}
+
+
+def _ok(result: Any) -> LoopbackResponse:
+    return LoopbackResponse.of_json(200, {"result": result, "status": "ok", "time": 0.0001})
 
 
 def _error(status: int, message: str, **kwargs: Any) -> LoopbackResponse:

@@ -19,29 +19,44 @@ Usage::
         ...  # point the adapter at tidal.base_url / tidal.auth_url
         assert tidal.counts.api == 3 and tidal.counts.token == 1
 
-The server runs uvicorn in a daemon thread, so it serves synchronous and asynchronous callers
-alike; `asgi_app` serves the same catalogue in-process through `httpx.ASGITransport`.
+The server machinery (start, stop, latency, faults, the threads) is LoopbackServer's
+(tests/support/loopback_server.py), shared with the loopback Inngest and Qdrant.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import json
+import re
 import threading
-import time
-from collections import Counter, deque
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, quote, urlencode
 
-import uvicorn
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
+from tests.support.loopback_server import (
+    Fault,
+    FaultSwitches,
+    LoopbackRequest,
+    LoopbackResponse,
+    LoopbackServer,
+)
+
+__all__ = [
+    "CLIENT_ID",
+    "CLIENT_SECRET",
+    "JSON_API",
+    "Fault",
+    "LoopbackAlbum",
+    "LoopbackArtist",
+    "LoopbackTidal",
+    "LoopbackTrack",
+    "RequestCounts",
+    "Switches",
+    "generated_album",
+]
 
 CLIENT_ID = "loopback-client"
 CLIENT_SECRET = "loopback-secret"
@@ -106,46 +121,14 @@ def generated_album(
     return LoopbackAlbum(id=album_id, title=f"Loopback album {album_id}", items=tuple(items))
 
 
-@dataclass(frozen=True, slots=True)
-class Fault:
-    """What one API response does instead of answering normally."""
-
-    status: int | None = None
-    retry_after: str | None = None
-    hang: bool = False
-    body: str | None = None
-
-    @classmethod
-    def server_error(cls, status: int = 503) -> Fault:
-        return cls(status=status)
-
-    @classmethod
-    def rate_limited(cls, retry_after: str | None = None) -> Fault:
-        """429, with `Retry-After` in seconds ("1") or as an HTTP date, or without it."""
-        return cls(status=429, retry_after=retry_after)
-
-    @classmethod
-    def timeout(cls) -> Fault:
-        """Hold the response until the client gives up (or `Switches.hang_seconds` pass)."""
-        return cls(hang=True)
-
-    @classmethod
-    def malformed(cls, body: str = "<html>gateway says hello</html>") -> Fault:
-        """200 with a body that is not a JSON:API document."""
-        return cls(status=200, body=body)
-
-
 @dataclass
-class Switches:
-    """Behaviour of the server, changeable while it runs (from any thread)."""
+class Switches(FaultSwitches):
+    """Behaviour of the server, changeable while it runs (from any thread). The latency applies
+    to every response, token endpoint included; the faults to API requests only."""
 
-    latency: float = 0.0  # seconds added to every response, token endpoint included
     page_size: int = 20
     batch_limit: int = 20  # /tracks?filter[id] with more ids than this answers 400
     omit_from_included: set[str] = field(default_factory=set)  # track ids left out of album pages
-    faults: deque[Fault] = field(default_factory=deque)  # one-shot, taken by API requests in order
-    every_request: Fault | None = None  # applied to every API request (e.g. 5xx forever)
-    hang_seconds: float = 30.0
     token_expires_in: int = 14_400
     ratelimit_headers: dict[str, str] = field(default_factory=dict)
 
@@ -166,35 +149,40 @@ class RequestCounts:
         return sum(n for endpoint, n in self.by_endpoint.items() if endpoint != "token")
 
 
-class LoopbackTidal:
+Handler = Callable[[LoopbackRequest, str], LoopbackResponse]
+
+
+class LoopbackTidal(LoopbackServer):
     """TIDAL's catalogue API on 127.0.0.1 at an ephemeral port, served from albums and tracks
     the test adds. Start it with `with` (or `start()`/`stop()`)."""
 
     client_id = CLIENT_ID
     client_secret = CLIENT_SECRET
+    content_type = JSON_API
+    switches: Switches
 
     def __init__(self, switches: Switches | None = None) -> None:
-        self.switches = switches or Switches()
+        super().__init__(switches if switches is not None else Switches())
         self._albums: dict[str, LoopbackAlbum] = {}
         self._tracks: dict[str, tuple[LoopbackTrack, str | None]] = {}  # id -> (track, album id)
         self._counts = RequestCounts()
         self._valid_tokens: set[str] = set()
         self._issued = 0
         self._lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._port: int | None = None
-        self.asgi_app = Starlette(
-            routes=[
-                Route("/v1/oauth2/token", self._token, methods=["POST"]),
-                Route("/v2/tracks", self._tracks_batch),
-                Route("/v2/tracks/{track_id}", self._track),
-                Route("/v2/albums", self._albums_batch),
-                Route("/v2/albums/{album_id}", self._album),
-                Route("/v2/albums/{album_id}/relationships/items", self._album_items),
-            ]
-        )
+        # (method, route pattern, endpoint name, handler); the name is what `counts` counts.
+        self._routes: list[tuple[str, re.Pattern[str], str, Handler]] = [
+            ("POST", re.compile(r"/v1/oauth2/token"), "token", self._token),
+            ("GET", re.compile(r"/v2/tracks"), "tracks", self._tracks_batch),
+            ("GET", re.compile(r"/v2/tracks/([^/]+)"), "track", self._track),
+            ("GET", re.compile(r"/v2/albums"), "albums", self._albums_batch),
+            ("GET", re.compile(r"/v2/albums/([^/]+)"), "album", self._album),
+            (
+                "GET",
+                re.compile(r"/v2/albums/([^/]+)/relationships/items"),
+                "album_items",
+                self._album_items,
+            ),
+        ]
 
     # -- catalogue and observation ------------------------------------------------------------
 
@@ -228,12 +216,6 @@ class LoopbackTidal:
     # -- lifecycle ----------------------------------------------------------------------------
 
     @property
-    def origin(self) -> str:
-        if self._port is None:
-            raise RuntimeError("the loopback TIDAL server is not running")
-        return f"http://127.0.0.1:{self._port}"
-
-    @property
     def base_url(self) -> str:
         return f"{self.origin}/v2"
 
@@ -241,48 +223,47 @@ class LoopbackTidal:
     def auth_url(self) -> str:
         return f"{self.origin}/v1/oauth2/token"
 
-    def start(self) -> LoopbackTidal:
-        config = uvicorn.Config(
-            self.asgi_app,
-            host="127.0.0.1",
-            port=0,
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-            timeout_graceful_shutdown=1,
+    # -- serving ------------------------------------------------------------------------------
+
+    def admit(self, request: LoopbackRequest) -> LoopbackResponse | None:
+        """Every request to an endpoint is counted, before any latency or fault."""
+        if (endpoint := self.endpoint(request)) != "unknown":
+            self._count(endpoint)
+        return None
+
+    def faults_apply_to(self, request: LoopbackRequest) -> bool:
+        return self.endpoint(request) not in ("token", "unknown")
+
+    def endpoint(self, request: LoopbackRequest) -> str:
+        """The name `counts` uses for the request's endpoint ("unknown" when none matches)."""
+        return next(
+            (name for _, route, name, _ in self._routes if route.fullmatch(request.route)),
+            "unknown",
         )
-        self._server = uvicorn.Server(config)
-        self._stopping.clear()
-        self._thread = threading.Thread(target=self._server.run, name="loopback-tidal", daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("the loopback TIDAL server did not start")
-            time.sleep(0.01)
-        self._port = self._server.servers[0].sockets[0].getsockname()[1]
-        return self
 
-    def stop(self) -> None:
-        self._stopping.set()
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        self._server = self._thread = self._port = None
+    def error(self, status: int, fault: Fault) -> LoopbackResponse:
+        if status == 504:
+            return _json({"errors": [{"code": "GATEWAY_TIMEOUT", "detail": "hung"}]}, 504)
+        headers = {"retry-after": fault.retry_after} if fault.retry_after else {}
+        headers.update(self.switches.ratelimit_headers)
+        detail = "Rate limit exceeded" if status == 429 else "Service unavailable"
+        return _json({"errors": [{"detail": detail}]}, status, headers=headers)
 
-    def __enter__(self) -> LoopbackTidal:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
+    def answer(self, request: LoopbackRequest) -> LoopbackResponse:
+        for method, route, name, handle in self._routes:
+            if (match := route.fullmatch(request.route)) is None:
+                continue
+            if request.method != method:
+                return _json({"errors": [{"detail": "Method Not Allowed"}]}, 405)
+            if name != "token" and (refused := self._unauthorized(request)) is not None:
+                return refused
+            return handle(request, match.group(1) if route.groups else "")
+        return _json({"errors": [{"code": "NOT_FOUND", "detail": "Not Found"}]}, 404)
 
     # -- endpoints ----------------------------------------------------------------------------
 
-    async def _token(self, request: Request) -> Response:
-        self._count("token")
-        await self._delay()
-        form = {key: values[0] for key, values in parse_qs((await request.body()).decode()).items()}
+    def _token(self, request: LoopbackRequest, _: str) -> LoopbackResponse:
+        form = {key: values[0] for key, values in parse_qs(request.body.decode()).items()}
         client_id, client_secret = form.get("client_id"), form.get("client_secret")
         basic = request.headers.get("authorization", "")
         if basic.lower().startswith("basic "):
@@ -309,12 +290,10 @@ class LoopbackTidal:
         }
         return _json(body, 200, "application/json")
 
-    async def _track(self, request: Request) -> Response:
-        if (refused := await self._admit(request, "track")) is not None:
-            return refused
-        entry = self._tracks.get(request.path_params["track_id"])
+    def _track(self, request: LoopbackRequest, track_id: str) -> LoopbackResponse:
+        entry = self._tracks.get(track_id)
         if entry is None or entry[0].kind != "tracks":
-            return _not_found("Track", request.path_params["track_id"])
+            return _not_found("Track", track_id)
         track, album_id = entry
         includes = _includes(request)
         included = _artist_resources([track]) if "artists" in includes else []
@@ -328,9 +307,7 @@ class LoopbackTidal:
             document["included"] = included
         return _json(document)
 
-    async def _tracks_batch(self, request: Request) -> Response:
-        if (refused := await self._admit(request, "tracks")) is not None:
-            return refused
+    def _tracks_batch(self, request: LoopbackRequest, _: str) -> LoopbackResponse:
         ids = _filter_ids(request)
         if not ids:
             return _bad_request("filter[id] is required here")
@@ -350,18 +327,14 @@ class LoopbackTidal:
             document["included"] = _artist_resources([t for t, _ in found])
         return _json(document)
 
-    async def _album(self, request: Request) -> Response:
-        if (refused := await self._admit(request, "album")) is not None:
-            return refused
-        album = self._albums.get(request.path_params["album_id"])
+    def _album(self, request: LoopbackRequest, album_id: str) -> LoopbackResponse:
+        album = self._albums.get(album_id)
         if album is None:
-            return _not_found("Album", request.path_params["album_id"])
+            return _not_found("Album", album_id)
         data, included = self._album_document(album, request)
         return _json({"data": data, "included": included, "links": {"self": _self_link(request)}})
 
-    async def _albums_batch(self, request: Request) -> Response:
-        if (refused := await self._admit(request, "albums")) is not None:
-            return refused
+    def _albums_batch(self, request: LoopbackRequest, _: str) -> LoopbackResponse:
         data: list[Any] = []
         included: list[Any] = []
         for album_id in dict.fromkeys(_filter_ids(request)):
@@ -371,13 +344,11 @@ class LoopbackTidal:
                 included.extend(extra)
         return _json({"data": data, "included": included, "links": {"self": _self_link(request)}})
 
-    async def _album_items(self, request: Request) -> Response:
-        if (refused := await self._admit(request, "album_items")) is not None:
-            return refused
-        album = self._albums.get(request.path_params["album_id"])
+    def _album_items(self, request: LoopbackRequest, album_id: str) -> LoopbackResponse:
+        album = self._albums.get(album_id)
         if album is None:
-            return _not_found("Album", request.path_params["album_id"])
-        cursor = request.query_params.get("page[cursor]")
+            return _not_found("Album", album_id)
+        cursor = request.param("page[cursor]")
         start = _offset(cursor, album.id) if cursor else 0
         if start is None:
             return _bad_request("invalid page[cursor]")
@@ -394,7 +365,7 @@ class LoopbackTidal:
     # -- documents ----------------------------------------------------------------------------
 
     def _album_document(
-        self, album: LoopbackAlbum, request: Request
+        self, album: LoopbackAlbum, request: LoopbackRequest
     ) -> tuple[dict[str, Any], list[Any]]:
         includes = _includes(request)
         country = _country(request)
@@ -460,12 +431,13 @@ class LoopbackTidal:
         return _unique(included)
 
     def _page_links(
-        self, album: LoopbackAlbum, start: int, request: Request, *, echo_include: bool
+        self, album: LoopbackAlbum, start: int, request: LoopbackRequest, *, echo_include: bool
     ) -> dict[str, Any]:
         path = f"/albums/{album.id}/relationships/items"
         params: dict[str, str] = {"countryCode": _country(request)}
-        if echo_include and request.query_params.get("include"):
-            params["include"] = request.query_params["include"]
+        include = request.param("include")
+        if echo_include and include:
+            params["include"] = include
         self_params = dict(params)
         if start:
             self_params["page[cursor]"] = _cursor(album.id, start)
@@ -484,53 +456,24 @@ class LoopbackTidal:
         with self._lock:
             self._counts.by_endpoint[endpoint] += 1
 
-    async def _delay(self) -> None:
-        if self.switches.latency > 0:
-            await asyncio.sleep(self.switches.latency)
-
-    async def _hang(self) -> None:
-        """Wait `hang_seconds`, or less if the server stops: a threading.Event, since the
-        server runs in its own thread and `stop()` is called from another."""
-        deadline = time.monotonic() + self.switches.hang_seconds
-        while time.monotonic() < deadline and not self._stopping.is_set():  # noqa: ASYNC110
-            await asyncio.sleep(0.02)
-
-    async def _admit(self, request: Request, endpoint: str) -> Response | None:
-        """Count the call, apply latency and faults, check the token; a response means "answer
-        with this instead"."""
-        self._count(endpoint)
-        await self._delay()
-        with self._lock:
-            fault = self.switches.faults.popleft() if self.switches.faults else None
-        fault = fault or self.switches.every_request
-        if fault is not None:
-            if fault.hang:
-                await self._hang()
-                return _json({"errors": [{"code": "GATEWAY_TIMEOUT", "detail": "hung"}]}, 504)
-            if fault.body is not None:
-                return Response(fault.body, status_code=fault.status or 200, media_type=JSON_API)
-            if fault.status is not None:
-                headers = {"retry-after": fault.retry_after} if fault.retry_after else {}
-                headers.update(self.switches.ratelimit_headers)
-                detail = "Rate limit exceeded" if fault.status == 429 else "Service unavailable"
-                return _json({"errors": [{"detail": detail}]}, fault.status, headers=headers)
+    def _unauthorized(self, request: LoopbackRequest) -> LoopbackResponse | None:
         authorization = request.headers.get("authorization", "")
         with self._lock:
             authorized = authorization.startswith("Bearer ") and (
                 authorization[7:] in self._valid_tokens
             )
-        if not authorized:
-            body = {
-                "errors": [
-                    {
-                        "code": "UNAUTHORIZED",
-                        "detail": "Invalid or missing Authorization Header",
-                        "meta": {"category": "AUTHENTICATION_ERROR"},
-                    }
-                ]
-            }
-            return _json(body, 401)
-        return None
+        if authorized:
+            return None
+        body = {
+            "errors": [
+                {
+                    "code": "UNAUTHORIZED",
+                    "detail": "Invalid or missing Authorization Header",
+                    "meta": {"category": "AUTHENTICATION_ERROR"},
+                }
+            ]
+        }
+        return _json(body, 401)
 
 
 def _json(
@@ -538,11 +481,13 @@ def _json(
     status: int = 200,
     media_type: str = JSON_API,
     headers: dict[str, str] | None = None,
-) -> Response:
-    return Response(json.dumps(body), status_code=status, media_type=media_type, headers=headers)
+) -> LoopbackResponse:
+    return LoopbackResponse(
+        status, json.dumps(body).encode(), content_type=media_type, headers=headers or {}
+    )
 
 
-def _not_found(kind: str, resource_id: str) -> Response:
+def _not_found(kind: str, resource_id: str) -> LoopbackResponse:
     # Real 404 bodies carry code/detail/meta and no status.
     error = {
         "code": "NOT_FOUND",
@@ -552,12 +497,12 @@ def _not_found(kind: str, resource_id: str) -> Response:
     return _json({"errors": [error]}, 404)
 
 
-def _bad_request(detail: str) -> Response:
+def _bad_request(detail: str) -> LoopbackResponse:
     return _json({"errors": [{"code": "GENERIC_REQUEST_ERROR", "detail": detail}]}, 400)
 
 
-def _includes(request: Request) -> set[str]:
-    values = request.query_params.getlist("include")
+def _includes(request: LoopbackRequest) -> set[str]:
+    values = request.query.get("include", [])
     return {part.strip() for value in values for part in value.split(",") if part.strip()}
 
 
@@ -565,18 +510,18 @@ def _includes_items(includes: set[str]) -> bool:
     return any(path == "items" or path.startswith("items.") for path in includes)
 
 
-def _filter_ids(request: Request) -> list[str]:
-    values = request.query_params.getlist("filter[id]")
+def _filter_ids(request: LoopbackRequest) -> list[str]:
+    values = request.query.get("filter[id]", [])
     return [part for value in values for part in value.split(",") if part]
 
 
-def _country(request: Request) -> str:
-    return request.query_params.get("countryCode", "US")
+def _country(request: LoopbackRequest) -> str:
+    return request.param("countryCode") or "US"
 
 
-def _self_link(request: Request) -> str:
-    path = request.url.path.removeprefix("/v2")
-    return f"{path}?{request.url.query}" if request.url.query else path
+def _self_link(request: LoopbackRequest) -> str:
+    path = request.route.removeprefix("/v2")
+    return f"{path}?{request.query_string}" if request.query_string else path
 
 
 def _cursor(album_id: str, offset: int) -> str:
