@@ -101,6 +101,7 @@ def create_app(container: Container | None = None, *, migrate: bool = True) -> F
         max_tokens=settings.graphql_max_tokens,
         introspection=not settings.is_production,
         max_selections=settings.graphql_max_selections,
+        field_merge_budget=settings.graphql_field_merge_budget,
         suggestions=not settings.is_production,
     )
     graphql = AuthenticatedGraphQL(

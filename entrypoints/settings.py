@@ -64,6 +64,8 @@ class Settings(BaseSettings):
     graphql_max_body_bytes: int = 64 * 1024
     # Selections (fields, fragments) in a document once its fragments are expanded (ADR 0020).
     graphql_max_selections: int = Field(default=1000, ge=1)
+    # graphql-core's work budget for checking that fields sharing a name can merge (ADR 0020).
+    graphql_field_merge_budget: int = Field(default=5000, ge=1)
 
     # Per-user quotas on adds (ADR 0022): a token bucket in each API process's memory, and a cap
     # on the user's items still waiting to be scheduled (each costs catalogue calls).

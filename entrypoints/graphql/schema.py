@@ -152,6 +152,7 @@ def build_schema(
     max_tokens: int,
     introspection: bool,
     max_selections: int = 1000,
+    field_merge_budget: int = 5000,
     suggestions: bool = True,
 ) -> strawberry.Schema:
     # The depth, alias and selection limits are counted through fragments by one linear check
@@ -162,6 +163,7 @@ def build_schema(
         limits=DocumentLimits(
             max_depth=max_depth, max_aliases=max_aliases, max_selections=max_selections
         ),
+        field_merge_budget=field_merge_budget,
         hide_suggestions=not suggestions,
     )
     # Factories, not instances: Strawberry builds a fresh extension for every request.

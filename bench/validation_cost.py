@@ -1,0 +1,230 @@
+"""What the worst GraphQL documents under the limits cost to check (issue 11), in process:
+
+    .venv/bin/python -m bench.validation_cost [--repeats 20]
+
+Each document is parsed (token limit) and validated exactly as a cache miss in
+entrypoints/graphql/documents.py does it (the cost check, then the schema's rules), with the
+service's default limits; median and max over the repeats, in milliseconds. For comparison,
+"before" is the same validation with Strawberry's depth and alias rules in place of the cost
+check, as the service ran until issue 11; for the doubling documents it is measured only where
+it ends in seconds (it doubles with each level). Prints a markdown table."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib.metadata import version
+
+from graphql import (
+    ASTValidationRule,
+    DocumentNode,
+    parse,
+    specified_rules,
+)
+from graphql.language import Lexer, Source, TokenKind
+from strawberry.extensions.max_aliases import create_validator as max_aliases_rule
+from strawberry.extensions.query_depth_limiter import create_validator as max_depth_rule
+from strawberry.schema.schema import validate_document
+
+from entrypoints.graphql.document_cost import DocumentLimits
+from entrypoints.graphql.documents import DocumentChecks
+from entrypoints.graphql.schema import build_schema
+from entrypoints.settings import Settings
+
+# The doubling documents whose "before" is measured: 2**16 spreads take about half a second.
+BEFORE_MAX_LEVELS = 16
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    text: str
+    doubling_levels: int | None = None
+
+
+def _doubling(levels: int) -> Case:
+    fragments = ["fragment F0 on Query { __typename }"] + [
+        f"fragment F{n} on Query {{ ...F{n - 1} ...F{n - 1} }}" for n in range(1, levels + 1)
+    ]
+    text = f"query P {{ ...F{levels} }} " + " ".join(fragments)
+    return Case(f"doubling fragments, {levels} levels", text, doubling_levels=levels)
+
+
+def _cases(max_tokens: int) -> list[Case]:
+    add = (
+        "mutation Add($id: ID!) { addTrackToLibrary(trackId: $id) { __typename "
+        "... on AddToLibrarySuccess { alreadyInLibrary item { id catalogId kind addedAt "
+        "ingestion { state tracksTotal } } } ... on InvalidCatalogId { message catalogId } } }"
+    )
+    # Budget the widest documents in tokens: a field name is one token.
+    wide = max_tokens - 3
+    item = "library { edges { node { id ingestion { state } } } }"
+    inline_depth = 190  # the parser refuses nesting past 200 selection sets
+    chain = 190
+    return [
+        Case("a normal add (addTrackToLibrary)", add),
+        *(_doubling(levels) for levels in (10, 14, 16, 19, 40, 100, 190)),
+        Case(
+            f"widest: {wide} fields in one selection set",
+            "{ " + " ".join(["__typename"] * wide) + " }",
+        ),
+        Case(
+            "widest accepted: 999 fields",
+            "{ " + " ".join(["__typename"] * 999) + " }",
+        ),
+        Case(
+            "the same object field 190 times (fields to merge)",
+            "{ " + " ".join(["library { totalCount pageInfo { hasNextPage } }"] * 190) + " }",
+        ),
+        Case(
+            "the same object field 20 times (fields to merge)",
+            "{ " + " ".join(["library { totalCount pageInfo { hasNextPage } }"] * 20) + " }",
+        ),
+        Case(
+            "the same nested field 140 times (fields to merge, deeper)",
+            "{ " + " ".join([item] * 140) + " }",
+        ),
+        Case(
+            "130 fragments selecting the same field (fields to merge across fragments)",
+            "{ "
+            + " ".join(f"...S{n}" for n in range(130))
+            + " } "
+            + " ".join(
+                f"fragment S{n} on Query {{ library {{ totalCount }} }}" for n in range(130)
+            ),
+        ),
+        Case(
+            "one field 100 times with different arguments (conflicts)",
+            "{ " + " ".join(f"library(first: {n}) {{ totalCount }}" for n in range(100)) + " }",
+        ),
+        Case(
+            f"deep: {inline_depth} nested inline fragments around the deepest field",
+            "{ " + "... on Query { " * inline_depth + item + " }" * inline_depth + " }",
+        ),
+        Case(
+            f"deep: a chain of {chain} fragments",
+            "{ ...C0 } "
+            + " ".join(f"fragment C{n} on Query {{ ...C{n + 1} }}" for n in range(chain))
+            + f" fragment C{chain} on Query {{ {item} }}",
+        ),
+        Case(
+            "190 fragments, none used",
+            "{ __typename } "
+            + " ".join(f"fragment U{n} on Query {{ __typename }}" for n in range(190)),
+        ),
+        Case(
+            "400 variables, none used",
+            "query V(" + " ".join(f"$v{n}: Int" for n in range(400)) + ") { __typename }",
+        ),
+        Case(
+            "largest body: a 60 KB string argument",
+            '{ searchTracks(query: "' + "x" * 60_000 + '") { isrc } }',
+        ),
+    ]
+
+
+def tokens(text: str) -> int:
+    lexer = Lexer(Source(text))
+    count = 0
+    while lexer.advance().kind != TokenKind.EOF:
+        count += 1
+    return count
+
+
+def _timed(run: Callable[[], object], repeats: int) -> tuple[float, float, object]:
+    times, result = [], None
+    for _ in range(repeats):
+        started = time.perf_counter()
+        result = run()
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times), max(times), result
+
+
+def _outcome(errors: object) -> str:
+    assert isinstance(errors, list)
+    if not errors:
+        return "accepted"
+    first = str(errors[0].message)
+    return "refused: " + (first if len(first) <= 60 else first[:57] + "...")
+
+
+def measure(repeats: int) -> str:
+    settings = Settings()
+    schema = build_schema(
+        max_depth=settings.graphql_max_depth,
+        max_aliases=settings.graphql_max_aliases,
+        max_tokens=settings.graphql_max_tokens,
+        introspection=True,
+        max_selections=settings.graphql_max_selections,
+    )._schema
+    limits = DocumentLimits(
+        max_depth=settings.graphql_max_depth,
+        max_aliases=settings.graphql_max_aliases,
+        max_selections=settings.graphql_max_selections,
+    )
+    checks = DocumentChecks(
+        max_tokens=settings.graphql_max_tokens,
+        limits=limits,
+        field_merge_budget=settings.graphql_field_merge_budget,
+    )
+    # The schema's rules as a request carries them (Strawberry's default, development).
+    rules: tuple[type[ASTValidationRule], ...] = tuple(specified_rules)
+    before_rules = (
+        *rules,
+        max_depth_rule(settings.graphql_max_depth, None),
+        max_aliases_rule(settings.graphql_max_aliases),
+    )
+    lines = [
+        f"Python {platform.python_version()}, graphql-core {version('graphql-core')}, "
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at the start.",
+        "",
+        f"Limits: {settings.graphql_max_tokens} tokens, "
+        f"{settings.graphql_max_body_bytes} bytes of body, depth {settings.graphql_max_depth}, "
+        f"{settings.graphql_max_aliases} aliases, {settings.graphql_max_selections} selections, "
+        f"a field merge budget of {settings.graphql_field_merge_budget}. "
+        f"Milliseconds, median / max of {repeats}.",
+        "",
+        "| document | bytes | tokens | outcome | parse | validate (cost check + rules) "
+        "| before: Strawberry's rules |",
+        "|---|---:|---:|---|---:|---:|---:|",
+    ]
+    for case in _cases(settings.graphql_max_tokens):
+        body = len(json.dumps({"query": case.text}).encode())
+        assert body <= settings.graphql_max_body_bytes, case.name
+        parse_median, parse_max, document = _timed(
+            lambda case=case: parse(case.text, max_tokens=settings.graphql_max_tokens), repeats
+        )
+        assert isinstance(document, DocumentNode)
+        median, worst, errors = _timed(
+            lambda document=document: checks.validate(schema, document, rules), repeats
+        )
+        before = f"not run (2^{case.doubling_levels} spreads)"
+        if case.doubling_levels is None or case.doubling_levels <= BEFORE_MAX_LEVELS:
+            before_median, before_max, _ = _timed(
+                lambda document=document: validate_document(schema, document, before_rules),
+                repeats if case.doubling_levels is None else 3,
+            )
+            before = f"{before_median:.2f} / {before_max:.2f}"
+        lines.append(
+            f"| {case.name} | {len(case.text.encode())} | {tokens(case.text)} "
+            f"| {_outcome(errors)} | {parse_median:.2f} / {parse_max:.2f} "
+            f"| {median:.2f} / {worst:.2f} | {before} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--repeats", type=int, default=20)
+    arguments = parser.parse_args()
+    print(measure(arguments.repeats))
+
+
+if __name__ == "__main__":
+    main()
