@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import TypeVar
 
 from domain.values import CatalogId, Isrc, LibraryItemId
@@ -97,9 +98,89 @@ def filter_indexed(candidates: Sequence[Isrc], indexed: set[Isrc] | None) -> Ind
     return IndexFiltered(keep, held)
 
 
+# -- the ISRC ledger's lifecycle ---------------------------------------------------------------
+#
+# One row per ISRC ever requested. The PostgreSQL ledger takes every state, source set and window
+# below as bind parameters (ADR 0024), so the rules tested here are the ones its statements run.
+
+
+class LedgerState(StrEnum):
+    REQUESTED = "requested"  # recorded, waiting for the queue to accept its event
+    DISPATCHED = "dispatched"  # the queue accepted the event; the worker has not reported yet
+    INDEXED = "indexed"  # the index holds the track
+    FAILED = "failed"  # the worker gave up; only `libingest reschedule` asks again
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerTransition:
+    """A move of a ledger row: a row in one of `sources` goes to `target`; a row in any other
+    state is left as it is. With `inserts`, an ISRC not in the ledger yet gets a row in
+    `target`; without, it stays out."""
+
+    sources: frozenset[LedgerState]
+    target: LedgerState
+    inserts: bool = False
+
+    def applied_to(self, state: LedgerState | None) -> LedgerState | None:
+        if state is None:
+            return self.target if self.inserts else None
+        return self.target if state in self.sources else state
+
+
+_EVERY_STATE = frozenset(LedgerState)
+
+# The queue accepted a batch of events.
+DISPATCH = LedgerTransition(frozenset({LedgerState.REQUESTED}), LedgerState.DISPATCHED)
+# The queue refused: the rows wait, with backoff, still requested.
+DEFER_DISPATCH = LedgerTransition(frozenset({LedgerState.REQUESTED}), LedgerState.REQUESTED)
+# The worker put the track into the index: whatever the row said, the index is the truth.
+MARK_INDEXED = LedgerTransition(_EVERY_STATE, LedgerState.INDEXED)
+# Scheduling found the track in the index already.
+RECORD_INDEXED = LedgerTransition(
+    _EVERY_STATE - {LedgerState.INDEXED}, LedgerState.INDEXED, inserts=True
+)
+# The worker gave up; a track already indexed stays indexed.
+MARK_FAILED = LedgerTransition(_EVERY_STATE - {LedgerState.INDEXED}, LedgerState.FAILED)
+# `libingest reschedule`: the failed rows, and with --all the dispatched ones too.
+RESCHEDULE_FAILED = LedgerTransition(frozenset({LedgerState.FAILED}), LedgerState.REQUESTED)
+RESCHEDULE_UNINDEXED = LedgerTransition(
+    frozenset({LedgerState.FAILED, LedgerState.DISPATCHED}), LedgerState.REQUESTED
+)
+
+# The states that settle an ISRC only within the schedule window. A dispatch older than Inngest's
+# 24 h dedupe window that never reached the index is not settled: Inngest has forgotten its id,
+# so requesting it again cannot double an ingestion in flight.
+SETTLED_WITHIN_WINDOW = frozenset({LedgerState.DISPATCHED})
+
+
+def window_start(now: datetime) -> datetime:
+    """Where the schedule window begins at `now`: a dispatch after this instant is inside it, a
+    dispatch at or before it is due again."""
+    return now - SCHEDULE_WINDOW
+
+
 def due_for_dispatch(last_dispatched_at: datetime | None, now: datetime) -> bool:
     """A request dispatched less than 24 h ago is not dispatched again."""
-    return last_dispatched_at is None or now - last_dispatched_at >= SCHEDULE_WINDOW
+    return last_dispatched_at is None or last_dispatched_at <= window_start(now)
+
+
+def is_settled(state: LedgerState | None, dispatched_at: datetime | None, now: datetime) -> bool:
+    """Whether an ISRC needs no new request: it is in the ledger (`state` None: it is not), and
+    not a dispatch the window has let go of."""
+    if state is None:
+        return False
+    if state in SETTLED_WITHIN_WINDOW:
+        return not due_for_dispatch(dispatched_at, now)
+    return True
+
+
+def after_request(
+    state: LedgerState | None, dispatched_at: datetime | None, now: datetime
+) -> LedgerState:
+    """The row's state once a job asked for the ISRC: recorded as requested unless settled."""
+    if state is not None and is_settled(state, dispatched_at, now):
+        return state
+    return LedgerState.REQUESTED
 
 
 def retry_delay(attempt: int, *, base: timedelta, cap: timedelta) -> timedelta:

@@ -6,24 +6,62 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Interval, bindparam, text
-from sqlalchemy.dialects.postgresql import ARRAY, INTEGER, TEXT, UUID
+from sqlalchemy import bindparam, text
+from sqlalchemy.dialects.postgresql import ARRAY, INTEGER, TEXT, TIMESTAMP, UUID
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from adapters.postgres.tables import isrc_ledger
 from application.ports.scheduling import DispatchBatch, ItemTrackLink
-from domain.ingestion import SCHEDULE_WINDOW, IngestionRequest
+from domain.ingestion import (
+    DEFER_DISPATCH,
+    DISPATCH,
+    MARK_FAILED,
+    MARK_INDEXED,
+    RECORD_INDEXED,
+    RESCHEDULE_FAILED,
+    RESCHEDULE_UNINDEXED,
+    SETTLED_WITHIN_WINDOW,
+    IngestionRequest,
+    LedgerState,
+    LedgerTransition,
+    window_start,
+)
 from domain.values import CatalogId, Isrc, LibraryItemId
 
-# Settled: nothing new to request. A dispatch older than Inngest's 24 h dedupe window that never
-# reached the index is not settled: requesting it again cannot double an ingestion in flight.
+# Every state, source set and window below is a bind parameter taken from the domain's rules
+# (domain/ingestion.py, ADR 0024): the statements say how, the domain says which.
+_STATES = ARRAY(TEXT)
+
+
+def _states(states: frozenset[LedgerState]) -> list[str]:
+    return sorted(state.value for state in states)
+
+
+# domain.ingestion.is_settled as SQL over a ledger row: in the ledger, and not a dispatch the
+# window has let go of. NULL (a dispatch with no time) reads as not settled, as in the domain.
+def _settled(row: str) -> str:
+    return f"({row}.state <> ALL(:settled_within_window) OR {row}.dispatched_at > :window_start)"
+
+
+_SETTLED_PARAMETERS = (
+    bindparam("settled_within_window", type_=_STATES),
+    bindparam("window_start", type_=TIMESTAMP(timezone=True)),
+)
+
+
+def _settled_values(now: datetime) -> dict[str, Any]:
+    return {
+        "settled_within_window": _states(SETTLED_WITHIN_WINDOW),
+        "window_start": window_start(now),
+    }
+
+
 _SETTLED = text(
-    """
+    f"""
     SELECT isrc FROM isrc_ledger
-    WHERE isrc = ANY(:isrcs)
-      AND (state <> 'dispatched' OR dispatched_at >= :window_start)
+    WHERE isrc = ANY(:isrcs) AND {_settled("isrc_ledger")} IS TRUE
     """
-).bindparams(bindparam("isrcs", type_=ARRAY(TEXT)))
+).bindparams(bindparam("isrcs", type_=ARRAY(TEXT)), *_SETTLED_PARAMETERS)
 
 _ARRAYS = (
     bindparam("isrcs", type_=ARRAY(TEXT)),
@@ -36,12 +74,12 @@ _ARRAYS = (
 _CLAIM_DISPATCHABLE = text(
     """
     SELECT isrc, track_id, album_id, library_item_id, attempts FROM isrc_ledger
-    WHERE state = 'requested' AND next_attempt_at <= :now
+    WHERE state = ANY(:sources) AND next_attempt_at <= :now
     ORDER BY next_attempt_at, requested_at
     LIMIT :limit
     FOR UPDATE SKIP LOCKED
     """
-)
+).bindparams(bindparam("sources", type_=_STATES))
 
 
 # Many rows, one statement text: the rows travel as one array per column and `unnest` turns them
@@ -55,37 +93,54 @@ _REQUEST_ROWS = """
         AS request(isrc, event_id, track_id, album_id, library_item_id)
 """
 
-# The ISRC is the key: of concurrent jobs holding the same ISRC, the first to commit records it
-# and the others do nothing. A stale dispatch (past the window) is renewed.
+# domain.ingestion.after_request: the ISRC is the key, so of concurrent jobs holding the same
+# ISRC the first to commit records it and the others do nothing; a row that is not settled (a
+# dispatch past the window) is renewed.
 _RECORD_REQUESTS = text(
     f"""
     INSERT INTO isrc_ledger (isrc, state, event_id, track_id, album_id, library_item_id,
                              attempts, requested_at, next_attempt_at, updated_at)
-    SELECT isrc, 'requested', event_id, track_id, album_id, library_item_id, 0, now, now, now
+    SELECT isrc, :requested, event_id, track_id, album_id, library_item_id, 0, now, now, now
     FROM ({_REQUEST_ROWS}) AS requests
     ON CONFLICT (isrc) DO UPDATE SET
-        state = 'requested', track_id = EXCLUDED.track_id, album_id = EXCLUDED.album_id,
+        state = :requested, track_id = EXCLUDED.track_id, album_id = EXCLUDED.album_id,
         library_item_id = EXCLUDED.library_item_id, attempts = 0,
         requested_at = EXCLUDED.requested_at, dispatched_at = NULL,
         next_attempt_at = EXCLUDED.next_attempt_at, last_error = NULL,
         updated_at = EXCLUDED.updated_at
-    WHERE isrc_ledger.state = 'dispatched'
-      AND isrc_ledger.dispatched_at < EXCLUDED.requested_at - CAST(:window AS interval)
+    WHERE {_settled("isrc_ledger")} IS NOT TRUE
     RETURNING isrc
     """
-).bindparams(*_ARRAYS, bindparam("window", type_=Interval()))
+).bindparams(*_ARRAYS, *_SETTLED_PARAMETERS)
 
+# domain.ingestion.RECORD_INDEXED, for rows new and old.
 _RECORD_INDEXED = text(
     f"""
     INSERT INTO isrc_ledger (isrc, state, event_id, track_id, album_id, library_item_id,
                              attempts, requested_at, next_attempt_at, indexed_at, updated_at)
-    SELECT isrc, 'indexed', event_id, track_id, album_id, library_item_id, 0, now, now, now, now
+    SELECT isrc, :target, event_id, track_id, album_id, library_item_id, 0, now, now, now, now
     FROM ({_REQUEST_ROWS}) AS requests
     ON CONFLICT (isrc) DO UPDATE
-        SET state = 'indexed', indexed_at = EXCLUDED.indexed_at, updated_at = EXCLUDED.updated_at
-    WHERE isrc_ledger.state <> 'indexed'
+        SET state = :target, indexed_at = EXCLUDED.indexed_at, updated_at = EXCLUDED.updated_at
+    WHERE isrc_ledger.state = ANY(:sources)
     """
-).bindparams(*_ARRAYS)
+).bindparams(*_ARRAYS, bindparam("sources", type_=_STATES))
+
+_IN_FLIGHT = text(
+    "SELECT isrc, track_id, album_id, library_item_id FROM isrc_ledger"
+    " WHERE state = :dispatched ORDER BY dispatched_at LIMIT :limit"
+)
+
+_RESCHEDULE = text(
+    """
+    UPDATE isrc_ledger SET state = :target, attempts = 0, next_attempt_at = :now,
+           dispatched_at = NULL, last_error = NULL, updated_at = :now
+    WHERE isrc IN (
+        SELECT isrc FROM isrc_ledger WHERE state = ANY(:sources)
+        ORDER BY isrc LIMIT :limit FOR UPDATE SKIP LOCKED
+    )
+    """
+).bindparams(bindparam("sources", type_=_STATES))
 
 # The links of any number of items in one statement: the item id travels per row, like the
 # position.
@@ -115,8 +170,7 @@ class PostgresIsrcLedger:
         if not isrcs:
             return set()
         rows = await self._connection.execute(
-            _SETTLED,
-            {"isrcs": [isrc.value for isrc in isrcs], "window_start": now - SCHEDULE_WINDOW},
+            _SETTLED, {"isrcs": [isrc.value for isrc in isrcs], **_settled_values(now)}
         )
         return {Isrc(value) for (value,) in rows}
 
@@ -126,14 +180,23 @@ class PostgresIsrcLedger:
         if not requests:
             return []
         rows = await self._connection.execute(
-            _RECORD_REQUESTS, {**_ledger_columns(requests), "now": now, "window": SCHEDULE_WINDOW}
+            _RECORD_REQUESTS,
+            {
+                **_ledger_columns(requests),
+                **_settled_values(now),
+                "now": now,
+                "requested": LedgerState.REQUESTED.value,
+            },
         )
         return [Isrc(value) for (value,) in rows]
 
     async def record_indexed(self, requests: Sequence[IngestionRequest], *, now: datetime) -> None:
         if not requests:
             return
-        await self._connection.execute(_RECORD_INDEXED, {**_ledger_columns(requests), "now": now})
+        await self._connection.execute(
+            _RECORD_INDEXED,
+            {**_ledger_columns(requests), **_transition(RECORD_INDEXED), "now": now},
+        )
 
     async def link_tracks(self, links: Sequence[ItemTrackLink]) -> None:
         if not links:
@@ -150,7 +213,10 @@ class PostgresIsrcLedger:
 
     async def claim_dispatchable(self, *, limit: int, now: datetime) -> DispatchBatch:
         rows = (
-            await self._connection.execute(_CLAIM_DISPATCHABLE, {"limit": limit, "now": now})
+            await self._connection.execute(
+                _CLAIM_DISPATCHABLE,
+                {"limit": limit, "now": now, "sources": _states(DISPATCH.sources)},
+            )
         ).all()
         requests = tuple(
             IngestionRequest(
@@ -165,48 +231,33 @@ class PostgresIsrcLedger:
         return DispatchBatch(requests=requests, most_attempts=most_attempts)
 
     async def mark_dispatched(self, isrcs: Sequence[Isrc], *, now: datetime) -> None:
-        await self._connection.execute(
-            isrc_ledger.update()
-            .where(isrc_ledger.c.isrc.in_([isrc.value for isrc in isrcs]))
-            .where(isrc_ledger.c.state == "requested")
-            .values(
-                state="dispatched",
-                dispatched_at=now,
-                attempts=isrc_ledger.c.attempts + 1,
-                last_error=None,
-                updated_at=now,
-            )
+        await self._move(
+            DISPATCH,
+            isrcs,
+            dispatched_at=now,
+            attempts=isrc_ledger.c.attempts + 1,
+            last_error=None,
+            updated_at=now,
         )
 
     async def defer_dispatch(
         self, isrcs: Sequence[Isrc], *, reason: str, retry_at: datetime, now: datetime
     ) -> None:
-        await self._connection.execute(
-            isrc_ledger.update()
-            .where(isrc_ledger.c.isrc.in_([isrc.value for isrc in isrcs]))
-            .where(isrc_ledger.c.state == "requested")
-            .values(
-                next_attempt_at=retry_at,
-                attempts=isrc_ledger.c.attempts + 1,
-                last_error=reason[:500],
-                updated_at=now,
-            )
+        await self._move(
+            DEFER_DISPATCH,
+            isrcs,
+            next_attempt_at=retry_at,
+            attempts=isrc_ledger.c.attempts + 1,
+            last_error=reason[:500],
+            updated_at=now,
         )
 
     async def mark_indexed(self, isrc: Isrc, *, now: datetime) -> None:
-        await self._connection.execute(
-            isrc_ledger.update()
-            .where(isrc_ledger.c.isrc == isrc.value)
-            .values(state="indexed", indexed_at=now, last_error=None, updated_at=now)
-        )
+        await self._move(MARK_INDEXED, [isrc], indexed_at=now, last_error=None, updated_at=now)
 
     async def in_flight(self, *, limit: int) -> list[IngestionRequest]:
         rows = await self._connection.execute(
-            text(
-                "SELECT isrc, track_id, album_id, library_item_id FROM isrc_ledger"
-                " WHERE state = 'dispatched' ORDER BY dispatched_at LIMIT :limit"
-            ),
-            {"limit": limit},
+            _IN_FLIGHT, {"limit": limit, "dispatched": LedgerState.DISPATCHED.value}
         )
         return [
             IngestionRequest(
@@ -221,28 +272,29 @@ class PostgresIsrcLedger:
     async def reset_to_requested(
         self, *, include_unindexed: bool, limit: int, now: datetime
     ) -> int:
-        states = ["failed", "dispatched"] if include_unindexed else ["failed"]
+        transition = RESCHEDULE_UNINDEXED if include_unindexed else RESCHEDULE_FAILED
         result = await self._connection.execute(
-            text(
-                """
-                UPDATE isrc_ledger SET state = 'requested', attempts = 0, next_attempt_at = :now,
-                       dispatched_at = NULL, last_error = NULL, updated_at = :now
-                WHERE isrc IN (
-                    SELECT isrc FROM isrc_ledger WHERE state = ANY(:states)
-                    ORDER BY isrc LIMIT :limit FOR UPDATE SKIP LOCKED
-                )
-                """
-            ).bindparams(bindparam("states", type_=ARRAY(TEXT))),
-            {"now": now, "states": states, "limit": limit},
+            _RESCHEDULE, {**_transition(transition), "now": now, "limit": limit}
         )
         return int(result.rowcount)
 
     async def mark_failed(self, isrc: Isrc, *, reason: str, now: datetime) -> None:
+        await self._move(MARK_FAILED, [isrc], last_error=reason[:500], updated_at=now)
+
+    async def _move(
+        self, transition: LedgerTransition, isrcs: Sequence[Isrc], **values: Any
+    ) -> None:
+        """Apply `transition` to the rows of `isrcs` that are in one of its sources."""
         await self._connection.execute(
             isrc_ledger.update()
-            .where(isrc_ledger.c.isrc == isrc.value, isrc_ledger.c.state != "indexed")
-            .values(state="failed", last_error=reason[:500], updated_at=now)
+            .where(isrc_ledger.c.isrc.in_([isrc.value for isrc in isrcs]))
+            .where(isrc_ledger.c.state.in_(_states(transition.sources)))
+            .values(state=transition.target.value, **values)
         )
+
+
+def _transition(transition: LedgerTransition) -> dict[str, Any]:
+    return {"sources": _states(transition.sources), "target": transition.target.value}
 
 
 def _ledger_columns(requests: Sequence[IngestionRequest]) -> dict[str, list[Any]]:

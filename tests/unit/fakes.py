@@ -26,7 +26,14 @@ from application.ports.unit_of_work import (
     StorageUnavailable,
     UnitOfWorkFactory,
 )
-from domain.ingestion import IngestionRequest
+from domain.ingestion import (
+    DISPATCH,
+    RECORD_INDEXED,
+    IngestionRequest,
+    LedgerState,
+    after_request,
+    is_settled,
+)
 from domain.library import IngestionProgress, LibraryItem, LibraryItemKind
 from domain.values import CatalogId, Isrc, LibraryItemId, UserId
 
@@ -200,6 +207,7 @@ class SchedulingStore:
     described: dict[LibraryItemId, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
     link_writes: list[list[ItemTrackLink]] = field(default_factory=list)  # one per statement
     ledger: dict[Isrc, str] = field(default_factory=dict)  # ISRC -> state
+    dispatched_at: dict[Isrc, datetime] = field(default_factory=dict)
     requests: dict[Isrc, IngestionRequest] = field(default_factory=dict)  # in record order
     recorded_twice: list[Isrc] = field(default_factory=list)
     item_reads: int = 0
@@ -311,35 +319,50 @@ class FakeSchedulingJobs:
 
 
 class FakeIsrcLedger:
-    """The ISRC ledger: reads see what is committed, writes are staged until the unit of work
-    commits; recording an ISRC twice is noted."""
+    """The ISRC ledger, moving its rows by the domain's rules (domain/ingestion.py) as the
+    PostgreSQL ledger does: reads see what is committed, writes are staged until the unit of
+    work commits. Asking to record an ISRC that is settled when the write applies is noted in
+    `recorded_twice`. A row put in `ledger` by a test as dispatched, with no `dispatched_at`,
+    reads as dispatched just now."""
 
     def __init__(self, store: SchedulingStore, staged: list[Callable[[], None]]) -> None:
         self.store = store
         self.staged = staged
 
+    def _state(self, isrc: Isrc) -> LedgerState | None:
+        state = self.store.ledger.get(isrc)
+        return LedgerState(state) if state is not None else None
+
+    def _settled(self, isrc: Isrc, now: datetime) -> bool:
+        return is_settled(self._state(isrc), self.store.dispatched_at.get(isrc, now), now)
+
     async def settled(self, isrcs: Sequence[Isrc], *, now: datetime) -> set[Isrc]:
         self.store.settled_queries += 1
-        return {i for i in isrcs if i in self.store.ledger}
+        return {isrc for isrc in isrcs if self._settled(isrc, now)}
 
     async def record_indexed(self, requests: Sequence[IngestionRequest], *, now: datetime) -> None:
         def apply() -> None:
             for request in requests:
-                self.store.ledger[request.isrc] = "indexed"
+                state = RECORD_INDEXED.applied_to(self._state(request.isrc))
+                if state is not None:
+                    self.store.ledger[request.isrc] = state
 
         self.staged.append(apply)
 
     async def record_requests(
         self, requests: Sequence[IngestionRequest], *, now: datetime
     ) -> list[Isrc]:
-        new = [r.isrc for r in requests if r.isrc not in self.store.ledger]
+        new = [r.isrc for r in requests if not self._settled(r.isrc, now)]
 
         def apply() -> None:
             for request in requests:
-                if request.isrc in self.store.ledger:
+                if self._settled(request.isrc, now):
                     self.store.recorded_twice.append(request.isrc)
                     continue
-                self.store.ledger[request.isrc] = "requested"
+                self.store.ledger[request.isrc] = after_request(
+                    self._state(request.isrc), self.store.dispatched_at.get(request.isrc), now
+                )
+                self.store.dispatched_at.pop(request.isrc, None)
                 self.store.requests[request.isrc] = request
 
         self.staged.append(apply)
@@ -352,20 +375,22 @@ class FakeIsrcLedger:
         self.staged.append(lambda: self.store.link_writes.append(written))
 
     async def claim_dispatchable(self, *, limit: int, now: datetime) -> DispatchBatch:
-        due = [r for i, r in self.store.requests.items() if self.store.ledger[i] == "requested"]
+        due = [r for i, r in self.store.requests.items() if self._state(i) in DISPATCH.sources]
         return DispatchBatch(tuple(due[:limit]))
 
     async def mark_dispatched(self, isrcs: Sequence[Isrc], *, now: datetime) -> None:
         def apply() -> None:
-            for i in isrcs:
-                self.store.ledger[i] = "dispatched"
+            for isrc in isrcs:
+                if self._state(isrc) in DISPATCH.sources:
+                    self.store.ledger[isrc] = DISPATCH.target
+                    self.store.dispatched_at[isrc] = now
 
         self.staged.append(apply)
 
     async def defer_dispatch(
         self, isrcs: Sequence[Isrc], *, reason: str, retry_at: datetime, now: datetime
     ) -> None:
-        return None
+        return None  # DEFER_DISPATCH leaves the state as it is; the fake keeps no backoff
 
 
 class SchedulingUnitOfWork:

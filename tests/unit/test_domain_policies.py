@@ -184,6 +184,9 @@ def test_an_index_that_holds_nothing_is_not_the_same_as_an_unavailable_one() -> 
 
 
 # -- due_for_dispatch --------------------------------------------------------------------------
+# The window rule itself: is_settled builds on it, and the PostgreSQL ledger's statements take
+# its window start as a parameter (tests/unit/test_ledger_lifecycle.py, tests/integration/
+# test_ledger_rules.py).
 
 instants = st.datetimes(
     min_value=datetime(2020, 1, 1), max_value=datetime(2040, 1, 1), timezones=st.just(UTC)
