@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from application.errors import TooManyPendingAdds
 from application.ports.library_additions import LibraryAdditions
 from application.ports.unit_of_work import LibraryPosition, StorageUnavailable, UnitOfWorkFactory
 from domain.library import IngestionProgress, LibraryItem, LibraryItemKind
@@ -90,6 +91,20 @@ class LibraryContract:
 
         assert sum(created for _, created in results) == 1
         assert len({stored.id for stored, _ in results}) == 1
+
+    async def test_a_new_item_past_the_pending_cap_is_refused_and_not_stored(
+        self, library: LibraryRig
+    ) -> None:
+        first, refused = item(catalog_id="1"), item(catalog_id="2")
+        await library.additions.add(first, max_pending=1)
+
+        with pytest.raises(TooManyPendingAdds):
+            await library.additions.add(refused, max_pending=1)
+
+        assert await library.get(ALICE, refused.id) is None
+        # The cap is per owner, and a re-add at the cap answers the stored item.
+        assert (await library.additions.add(item(user=BOB), max_pending=1))[1]
+        assert await library.additions.add(item(catalog_id="1"), max_pending=1) == (first, False)
 
     # -- owner scope ---------------------------------------------------------------------------
 
