@@ -95,7 +95,7 @@ def add_quotas(settings: Settings) -> AddQuotas:
     policy = RatePolicy(per_second=settings.add_rate_per_second, burst=settings.add_burst)
     return AddQuotas(
         rate_limits=InProcessAddRateLimits(policy),
-        max_pending=settings.add_max_pending_per_user,
+        max_pending=settings.add_max_pending_per_user or None,
     )
 
 

@@ -71,7 +71,7 @@ class Settings(BaseSettings):
     # on the user's items still waiting to be scheduled (each costs catalogue calls).
     add_rate_per_second: float = Field(default=10.0, gt=0)
     add_burst: int = Field(default=100, ge=1)
-    add_max_pending_per_user: int = Field(default=1000, ge=1)
+    add_max_pending_per_user: int = Field(default=1000, ge=0)  # 0: no cap
     # The request line and headers together: a JWT is under 4 KiB (ADR 0022).
     http_max_header_bytes: int = Field(default=16 * 1024, ge=1024)
     # /metrics: on a port of its own, or behind this bearer token, or (neither set) only in

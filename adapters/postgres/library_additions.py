@@ -18,8 +18,6 @@ from domain.values import CatalogId, LibraryItemId, UserId
 
 # The add statement's answers.
 _CREATED, _EXISTING, _REFUSED = "created", "existing", "refused"
-# No cap, as a LIMIT: more pending jobs than one user could ever have.
-_UNCAPPED = 2**31 - 1
 
 # One statement is one transaction: the item, its job and the NOTIFY commit together or not at
 # all, with no BEGIN/COMMIT round trips. The job is inserted only from the row the item insert
@@ -27,15 +25,18 @@ _UNCAPPED = 2**31 - 1
 # it reads the statement's snapshot, so a row committed by a concurrent add after the snapshot
 # was taken (ON CONFLICT waited for it) is not visible here: `add` then reads it afresh.
 # The item is inserted only while its owner has fewer than $8 pending jobs (ADR 0022), counted
-# from a partial index and never past $8 entries; the third branch answers such a refusal,
-# unless the item is already there (a re-add writes no job, so the cap does not apply to it).
+# from a partial index and never past $8 entries (CASE, unlike OR, guarantees that a NULL cap
+# counts nothing); the third branch answers such a refusal, unless the item is already there
+# (a re-add writes no job, so the cap does not apply to it).
 _ADD = f"""
 WITH quota AS (
-    SELECT count(*) < $8 AS open FROM (
-        SELECT FROM scheduling_jobs
-        WHERE user_id = $2 AND status = '{SchedulingStatus.PENDING.value}'
-        LIMIT $8
-    ) AS pending
+    SELECT CASE WHEN $8::integer IS NULL THEN true ELSE (
+        SELECT count(*) FROM (
+            SELECT FROM scheduling_jobs
+            WHERE user_id = $2 AND status = '{SchedulingStatus.PENDING.value}'
+            LIMIT $8
+        ) AS pending
+    ) < $8 END AS open
 ), inserted AS (
     INSERT INTO library_items (id, user_id, kind, catalog_id, added_at, title, artist_names)
     SELECT $1::uuid, $2::text, $3::text, $4::text, $5::timestamptz, $6::text, $7::text[]
@@ -88,7 +89,7 @@ class PostgresLibraryAdditions:
                 item.added_at,
                 item.title,
                 list(item.artist_names),
-                _UNCAPPED if max_pending is None else max_pending,
+                max_pending,
             )
             if row is None:
                 # Lost the race to a concurrent add committed after this statement's snapshot.
@@ -102,8 +103,8 @@ class PostgresLibraryAdditions:
                 return _existing(item.user_id, item.kind, item.catalog_id, row), False
         if row["outcome"] == _CREATED:
             return item, True
-        if row["outcome"] == _REFUSED:
-            raise TooManyPendingAdds(_UNCAPPED if max_pending is None else max_pending)
+        if row["outcome"] == _REFUSED and max_pending is not None:
+            raise TooManyPendingAdds(max_pending)
         return _existing(item.user_id, item.kind, item.catalog_id, row), False
 
     @asynccontextmanager

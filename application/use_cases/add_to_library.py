@@ -21,7 +21,7 @@ class AddQuotas:
     still waiting to be scheduled, each of which will cost catalogue calls at the shared pace."""
 
     rate_limits: AddRateLimits
-    max_pending: int
+    max_pending: int | None  # None: no cap
 
 
 async def add_to_library(

@@ -123,3 +123,14 @@ async def test_the_owners_pending_jobs_are_counted_from_the_partial_index(
         lines = "\n".join(row[0] for row in plan)
 
     assert "ix_scheduling_jobs_pending_by_user" in lines
+
+
+async def test_without_a_cap_every_new_item_is_stored(
+    engine: AsyncEngine, session_pool: asyncpg.Pool
+) -> None:
+    additions = PostgresLibraryAdditions(session_pool)
+    for n in range(5):
+        _, created = await additions.add(_album("alice", str(n)), max_pending=None)
+        assert created
+
+    assert await _rows(engine, "alice") == (5, 5)
