@@ -10,7 +10,10 @@ from typing import TYPE_CHECKING, Any
 from bench.harness import ROOT
 
 if TYPE_CHECKING:
-    from bench.__main__ import AddRow, Config, SchedulingRow, Sustained
+    from bench.adds import AddRow
+    from bench.rig import Config
+    from bench.scheduling import SchedulingRow
+    from bench.sustained import Sustained
 
 DOC = ROOT / "docs" / "benchmarks.md"
 PLOT = ROOT / "docs" / "benchmarks-scheduling.png"
