@@ -10,16 +10,9 @@ import pytest
 
 from adapters.auth import jwt_tokens
 from adapters.auth.jwt_tokens import AuthenticationFailed, JwtAuthenticator, JwtSettings
+from tests.unit.fakes import FakeSeconds
 
 SECRET = "a-test-secret-of-at-least-32-bytes-long"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def _bearer(token: str) -> str:
@@ -35,7 +28,7 @@ def test_a_verified_token_is_answered_again_from_memory_with_the_same_user() -> 
 
 
 def test_a_remembered_token_is_refused_once_it_expires() -> None:
-    clock = Clock()
+    clock = FakeSeconds(time.time())
     authenticator = JwtAuthenticator(JwtSettings(secret=SECRET, leeway_seconds=10), clock=clock)
     token = authenticator.issue("alice", lifetime=timedelta(minutes=5))
     assert authenticator.authenticate(_bearer(token)) == "alice"

@@ -30,7 +30,7 @@ from tests.support.loopback_tidal import (
     LoopbackTrack,
     generated_album,
 )
-from tests.unit.fakes import FakeMonotonic
+from tests.unit.fakes import FakeSeconds
 
 FAST_RETRIES = RetryPolicy(
     attempts=3, wait_initial=0.001, wait_max=0.01, wait_jitter=0.0, longest_retry_after=5.0
@@ -456,7 +456,7 @@ async def test_one_track_comes_with_its_artists_album_and_duration(
 
 
 async def test_the_token_bucket_admits_a_burst_then_paces_at_its_base_rate() -> None:
-    clock = FakeMonotonic()
+    clock = FakeSeconds()
     pace = TokenBucketPace(requests_per_second=0.5, burst=2, clock=clock, sleep=clock.sleep)
 
     for _ in range(4):
@@ -466,7 +466,7 @@ async def test_the_token_bucket_admits_a_burst_then_paces_at_its_base_rate() -> 
 
 
 async def test_the_token_bucket_follows_tidals_ratelimit_headers_and_retry_after() -> None:
-    clock = FakeMonotonic()
+    clock = FakeSeconds()
     pace = TokenBucketPace(requests_per_second=100, burst=10, clock=clock, sleep=clock.sleep)
     await pace.acquire()
 

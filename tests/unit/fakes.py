@@ -55,12 +55,13 @@ class FakeClock:
         self.current += delta
 
 
-class FakeMonotonic:
-    """The TIDAL pace's time source: `now` seconds that only `sleep` moves on; `slept` notes
-    each wait."""
+class FakeSeconds:
+    """A time source in float seconds (a monotonic clock, or the epoch with `start`), as the
+    TIDAL pace, the JWT authenticator and the add quotas read it: it moves only when `sleep`
+    is awaited or `now` is set; `slept` notes each wait."""
 
-    def __init__(self) -> None:
-        self.now = 0.0
+    def __init__(self, start: float = 0.0) -> None:
+        self.now = start
         self.slept: list[float] = []
 
     def __call__(self) -> float:

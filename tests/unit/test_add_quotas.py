@@ -16,7 +16,7 @@ from application.use_cases.add_track_to_library import AddTrackToLibrary, AddTra
 from domain.errors import InvalidCatalogId
 from domain.quotas import RatePolicy, TokenBucket
 from domain.values import UserId
-from tests.unit.fakes import FakeClock, FakeLibraryAdditions, FakeStore
+from tests.unit.fakes import FakeClock, FakeLibraryAdditions, FakeSeconds, FakeStore
 
 properties = settings(max_examples=200, deadline=None)
 # Float arithmetic on seconds: what "at or after" means to these properties.
@@ -112,14 +112,6 @@ def test_a_policy_that_could_never_grant_is_refused(per_second: float, burst: in
         RatePolicy(per_second=per_second, burst=burst)
 
 
-class ManualClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 class PerUserBuckets(RuleBasedStateMachine):
     """The in-process limiter against a model: one pure bucket per user, never forgotten. With
     room for every user, the two must agree on every answer; with less room, the limiter may
@@ -130,7 +122,7 @@ class PerUserBuckets(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.clock = ManualClock()
+        self.clock = FakeSeconds(1000.0)
         room = len(self.users)
         self.roomy = InProcessAddRateLimits(self.policy, max_users=room, clock=self.clock)
         self.cramped = InProcessAddRateLimits(self.policy, max_users=2, clock=self.clock)
