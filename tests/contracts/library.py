@@ -106,28 +106,6 @@ class LibraryContract:
         assert (await library.additions.add(item(user=BOB), max_pending=1))[1]
         assert await library.additions.add(item(catalog_id="1"), max_pending=1) == (first, False)
 
-    async def test_a_new_item_past_the_owners_pending_cap_is_refused_and_nothing_written(
-        self, library: LibraryRig
-    ) -> None:
-        await library.stored(item(catalog_id="1"), item(catalog_id="2"), item(user=BOB))
-        refused = item(catalog_id="3")
-
-        with pytest.raises(TooManyPendingAdds):
-            await library.additions.add(refused, max_pending=2)
-
-        assert await library.get(ALICE, refused.id) is None
-        # The cap is the owner's: Bob, with one job pending, may still add.
-        bobs = item(user=BOB, catalog_id="9")
-        assert await library.additions.add(bobs, max_pending=2) == (bobs, True)
-
-    async def test_a_re_add_at_the_pending_cap_is_answered_as_usual(
-        self, library: LibraryRig
-    ) -> None:
-        first = item(catalog_id="1")
-        await library.stored(first)
-
-        assert await library.additions.add(item(catalog_id="1"), max_pending=1) == (first, False)
-
     # -- owner scope ---------------------------------------------------------------------------
 
     async def test_another_users_item_is_invisible_and_cannot_be_removed(
