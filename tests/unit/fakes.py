@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Self, cast
@@ -18,7 +18,12 @@ from application.ports.catalog import (
     CatalogUnavailable,
 )
 from application.ports.ingestion_queue import QueueUnavailable
-from application.ports.scheduling import DispatchBatch, ItemDescription, ItemTrackLink
+from application.ports.scheduling import (
+    ClaimedJob,
+    DispatchBatch,
+    ItemDescription,
+    ItemTrackLink,
+)
 from application.ports.track_index import IndexedTrack, IndexUnavailable, TrackHit
 from application.ports.unit_of_work import (
     LibraryPosition,
@@ -27,10 +32,16 @@ from application.ports.unit_of_work import (
     UnitOfWorkFactory,
 )
 from domain.ingestion import (
+    DEFER_DISPATCH,
     DISPATCH,
+    MARK_FAILED,
+    MARK_INDEXED,
     RECORD_INDEXED,
+    RESCHEDULE_FAILED,
+    RESCHEDULE_UNINDEXED,
     IngestionRequest,
     LedgerState,
+    LedgerTransition,
     after_request,
     is_settled,
 )
@@ -195,8 +206,11 @@ class FakeUnitOfWorkFactory:
 class FakeJob:
     status: str = "pending"
     locked_by: str | None = None
+    locked_until: datetime | None = None
     last_error: str | None = None
-    run_after: datetime | None = None
+    run_after: datetime = datetime(2026, 1, 1, tzinfo=UTC)
+    attempts: int = 0
+    created_at: datetime = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 @dataclass
@@ -209,6 +223,8 @@ class SchedulingStore:
     link_writes: list[list[ItemTrackLink]] = field(default_factory=list)  # one per statement
     ledger: dict[Isrc, str] = field(default_factory=dict)  # ISRC -> state
     dispatched_at: dict[Isrc, datetime] = field(default_factory=dict)
+    next_attempt_at: dict[Isrc, datetime] = field(default_factory=dict)
+    dispatch_attempts: dict[Isrc, int] = field(default_factory=dict)
     requests: dict[Isrc, IngestionRequest] = field(default_factory=dict)  # in record order
     recorded_twice: list[Isrc] = field(default_factory=list)
     item_reads: int = 0
@@ -222,7 +238,17 @@ class SchedulingStore:
     def add(self, item: LibraryItem, *, worker: str) -> None:
         """The item, and its job claimed by `worker`."""
         self.items[item.id] = item
-        self.jobs[item.id] = FakeJob(locked_by=worker)
+        self.jobs[item.id] = FakeJob(locked_by=worker, attempts=1, created_at=item.added_at)
+
+    def add_pending(self, item: LibraryItem) -> None:
+        """The item and its job as the add stores them: pending, due at the item's add."""
+        self.items[item.id] = item
+        self.jobs[item.id] = FakeJob(run_after=item.added_at, created_at=item.added_at)
+
+    def remove(self, item_id: LibraryItemId) -> None:
+        """The item, and its job with it."""
+        self.items.pop(item_id, None)
+        self.jobs.pop(item_id, None)
 
     @property
     def links(self) -> list[ItemTrackLink]:
@@ -237,9 +263,52 @@ class FakeSchedulingJobs:
         self.store = store
         self.staged = staged
 
+    async def claim(
+        self,
+        *,
+        worker: str,
+        limit: int,
+        lease: timedelta,
+        now: datetime,
+        kind: LibraryItemKind | None = None,
+    ) -> list[ClaimedJob]:
+        due = sorted(
+            (
+                (job.run_after, str(item_id), item_id)
+                for item_id, job in self.store.jobs.items()
+                if job.status == "pending"
+                and job.run_after <= now
+                and (job.locked_until is None or job.locked_until < now)
+                and (kind is None or self.store.items[item_id].kind is kind)
+            ),
+        )[:limit]
+        claimed = [item_id for _, _, item_id in due]
+
+        def apply() -> None:
+            for item_id in claimed:
+                job = self.store.jobs[item_id]
+                job.locked_by, job.locked_until = worker, now + lease
+                job.attempts += 1
+
+        self.staged.append(apply)
+        return [
+            ClaimedJob(
+                item_id,
+                attempts=self.store.jobs[item_id].attempts + 1,
+                enqueued_at=self.store.jobs[item_id].created_at,
+            )
+            for item_id in claimed
+        ]
+
     async def items(self, item_ids: Sequence[LibraryItemId]) -> dict[LibraryItemId, LibraryItem]:
         self.store.item_reads += 1
-        return {i: self.store.items[i] for i in item_ids if i in self.store.items}
+        return {i: self._described(self.store.items[i]) for i in item_ids if i in self.store.items}
+
+    def _described(self, item: LibraryItem) -> LibraryItem:
+        if item.id not in self.store.described:
+            return item
+        title, artist_names = self.store.described[item.id]
+        return replace(item, title=title, artist_names=artist_names)
 
     async def extend_leases(
         self, item_ids: Sequence[LibraryItemId], *, worker: str, lease: timedelta, now: datetime
@@ -251,13 +320,21 @@ class FakeSchedulingJobs:
                 for job in self.store.jobs.values():
                     job.locked_by = "another-worker"
             self.store.leases_left -= 1
-        return {
+        ours = {
             i
             for i in item_ids
             if (job := self.store.jobs.get(i)) is not None
             and job.locked_by == worker
             and job.status == "pending"
         }
+
+        def apply() -> None:
+            for item_id in ours:
+                if (job := self.store.jobs.get(item_id)) is not None:
+                    job.locked_until = now + lease
+
+        self.staged.append(apply)
+        return ours
 
     async def describe_items(self, descriptions: Sequence[ItemDescription]) -> None:
         def apply() -> None:
@@ -297,7 +374,8 @@ class FakeSchedulingJobs:
             for item_id, when in retries.items():
                 job = self.store.jobs.get(item_id)
                 if job is not None and job.locked_by == worker:
-                    job.locked_by, job.last_error, job.run_after = None, reason, when
+                    job.locked_by, job.locked_until = None, None
+                    job.last_error, job.run_after = reason, when
 
         self.staged.append(apply)
 
@@ -306,7 +384,7 @@ class FakeSchedulingJobs:
             for item_id in item_ids:
                 job = self.store.jobs.get(item_id)
                 if job is not None and job.locked_by == worker and job.status == "pending":
-                    job.locked_by = None
+                    job.locked_by, job.locked_until = None, None
 
         self.staged.append(apply)
 
@@ -316,7 +394,8 @@ class FakeSchedulingJobs:
         for item_id in item_ids:
             job = self.store.jobs.get(item_id)
             if job is not None and job.locked_by == worker:
-                job.status, job.locked_by, job.last_error = status, None, error
+                job.status, job.last_error = status, error
+                job.locked_by, job.locked_until = None, None
 
 
 class FakeIsrcLedger:
@@ -337,34 +416,43 @@ class FakeIsrcLedger:
     def _settled(self, isrc: Isrc, now: datetime) -> bool:
         return is_settled(self._state(isrc), self.store.dispatched_at.get(isrc, now), now)
 
+    def _move(self, transition: LedgerTransition, isrcs: Sequence[Isrc]) -> list[Isrc]:
+        """Apply `transition` to the rows of `isrcs`; the ISRCs it moved."""
+        moved = []
+        for isrc in isrcs:
+            before = self._state(isrc)
+            after = transition.applied_to(before)
+            if after is not None and before in transition.sources | {None}:
+                self.store.ledger[isrc] = after
+                moved.append(isrc)
+        return moved
+
     async def settled(self, isrcs: Sequence[Isrc], *, now: datetime) -> set[Isrc]:
         self.store.settled_queries += 1
         return {isrc for isrc in isrcs if self._settled(isrc, now)}
 
     async def record_indexed(self, requests: Sequence[IngestionRequest], *, now: datetime) -> None:
-        def apply() -> None:
-            for request in requests:
-                state = RECORD_INDEXED.applied_to(self._state(request.isrc))
-                if state is not None:
-                    self.store.ledger[request.isrc] = state
-
-        self.staged.append(apply)
+        isrcs = [request.isrc for request in requests]
+        self.staged.append(lambda: self._move(RECORD_INDEXED, isrcs))
 
     async def record_requests(
         self, requests: Sequence[IngestionRequest], *, now: datetime
     ) -> list[Isrc]:
-        new = [r.isrc for r in requests if not self._settled(r.isrc, now)]
+        new = list(dict.fromkeys(r.isrc for r in requests if not self._settled(r.isrc, now)))
 
         def apply() -> None:
             for request in requests:
-                if self._settled(request.isrc, now):
-                    self.store.recorded_twice.append(request.isrc)
+                isrc = request.isrc
+                if self._settled(isrc, now):
+                    self.store.recorded_twice.append(isrc)
                     continue
-                self.store.ledger[request.isrc] = after_request(
-                    self._state(request.isrc), self.store.dispatched_at.get(request.isrc), now
+                self.store.ledger[isrc] = after_request(
+                    self._state(isrc), self.store.dispatched_at.get(isrc), now
                 )
-                self.store.dispatched_at.pop(request.isrc, None)
-                self.store.requests[request.isrc] = request
+                self.store.dispatched_at.pop(isrc, None)
+                self.store.next_attempt_at[isrc] = now
+                self.store.dispatch_attempts[isrc] = 0
+                self.store.requests[isrc] = request
 
         self.staged.append(apply)
         return new
@@ -376,22 +464,66 @@ class FakeIsrcLedger:
         self.staged.append(lambda: self.store.link_writes.append(written))
 
     async def claim_dispatchable(self, *, limit: int, now: datetime) -> DispatchBatch:
-        due = [r for i, r in self.store.requests.items() if self._state(i) in DISPATCH.sources]
-        return DispatchBatch(tuple(due[:limit]))
+        due = [
+            request
+            for isrc, request in self.store.requests.items()
+            if self._state(isrc) in DISPATCH.sources
+            and self.store.next_attempt_at.get(isrc, now) <= now
+        ]
+        due.sort(key=lambda request: self.store.next_attempt_at.get(request.isrc, now))
+        due = due[:limit]
+        attempts = [self.store.dispatch_attempts.get(request.isrc, 0) for request in due]
+        return DispatchBatch(tuple(due), most_attempts=max(attempts, default=0))
 
     async def mark_dispatched(self, isrcs: Sequence[Isrc], *, now: datetime) -> None:
         def apply() -> None:
-            for isrc in isrcs:
-                if self._state(isrc) in DISPATCH.sources:
-                    self.store.ledger[isrc] = DISPATCH.target
-                    self.store.dispatched_at[isrc] = now
+            for isrc in self._move(DISPATCH, isrcs):
+                self.store.dispatched_at[isrc] = now
+                self.store.dispatch_attempts[isrc] = self.store.dispatch_attempts.get(isrc, 0) + 1
 
         self.staged.append(apply)
 
     async def defer_dispatch(
         self, isrcs: Sequence[Isrc], *, reason: str, retry_at: datetime, now: datetime
     ) -> None:
-        return None  # DEFER_DISPATCH leaves the state as it is; the fake keeps no backoff
+        def apply() -> None:
+            for isrc in self._move(DEFER_DISPATCH, isrcs):
+                self.store.next_attempt_at[isrc] = retry_at
+                self.store.dispatch_attempts[isrc] = self.store.dispatch_attempts.get(isrc, 0) + 1
+
+        self.staged.append(apply)
+
+    async def mark_indexed(self, isrc: Isrc, *, now: datetime) -> None:
+        self.staged.append(lambda: self._move(MARK_INDEXED, [isrc]))
+
+    async def mark_failed(self, isrc: Isrc, *, reason: str, now: datetime) -> None:
+        self.staged.append(lambda: self._move(MARK_FAILED, [isrc]))
+
+    async def in_flight(self, *, limit: int) -> list[IngestionRequest]:
+        dispatched = [
+            request
+            for isrc, request in self.store.requests.items()
+            if self._state(isrc) is LedgerState.DISPATCHED
+        ]
+        return dispatched[:limit]
+
+    async def reset_to_requested(
+        self, *, include_unindexed: bool, limit: int, now: datetime
+    ) -> int:
+        transition = RESCHEDULE_UNINDEXED if include_unindexed else RESCHEDULE_FAILED
+        chosen = sorted(
+            (isrc for isrc in self.store.ledger if self._state(isrc) in transition.sources),
+            key=lambda isrc: isrc.value,
+        )[:limit]
+
+        def apply() -> None:
+            for isrc in self._move(transition, chosen):
+                self.store.dispatched_at.pop(isrc, None)
+                self.store.next_attempt_at[isrc] = now
+                self.store.dispatch_attempts[isrc] = 0
+
+        self.staged.append(apply)
+        return len(chosen)
 
 
 class SchedulingUnitOfWork:
