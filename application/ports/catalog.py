@@ -66,7 +66,9 @@ class Catalog(Protocol):
     def album_pages(self, album_id: CatalogId) -> AsyncIterator[AlbumPage]:
         """The album's tracks page by page, each yielded as soon as it arrives, so that work
         can start on the first page while the next is fetched. At least one page is yielded
-        for an album that exists."""
+        for an album that exists; the last one says so (`is_last`). A source that makes the
+        consumer wait (TIDAL) may read a few pages ahead (ADR 0023); closing the stream
+        (`aclose`) stops that before it returns."""
         ...
 
     async def tracks(self, track_ids: Sequence[CatalogId]) -> dict[CatalogId, CatalogTrack]:
