@@ -67,6 +67,7 @@ def _cases(max_tokens: int) -> list[Case]:
     item = "library { edges { node { id ingestion { state } } } }"
     inline_depth = 190  # the parser refuses nesting past 200 selection sets
     chain = 190
+    unused = (max_tokens - 3) // 7  # seven tokens a fragment: the most definitions that fit
     return [
         Case("a normal add (addTrackToLibrary)", add),
         *(_doubling(levels) for levels in (10, 14, 16, 19, 40, 100, 190)),
@@ -75,7 +76,7 @@ def _cases(max_tokens: int) -> list[Case]:
             "{ " + " ".join(["__typename"] * wide) + " }",
         ),
         Case(
-            "widest accepted: 999 fields",
+            "the same leaf field 999 times (fields to merge)",
             "{ " + " ".join(["__typename"] * 999) + " }",
         ),
         Case(
@@ -114,9 +115,13 @@ def _cases(max_tokens: int) -> list[Case]:
             + f" fragment C{chain} on Query {{ {item} }}",
         ),
         Case(
-            "190 fragments, none used",
+            f"{unused} fragments, none used",
             "{ __typename } "
-            + " ".join(f"fragment U{n} on Query {{ __typename }}" for n in range(190)),
+            + " ".join(f"fragment U{n} on Query {{ __typename }}" for n in range(unused)),
+        ),
+        Case(
+            "990 unknown fields (a document of mistakes)",
+            "{ " + " ".join(f"librar{n}" for n in range(990)) + " }",
         ),
         Case(
             "400 variables, none used",

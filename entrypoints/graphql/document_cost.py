@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import islice
 
 from graphql import (
     DocumentNode,
@@ -68,52 +69,84 @@ class _Summary:
     spreads: list[tuple[str, int | None]] = field(default_factory=list)
 
 
-def operation_costs(document: DocumentNode) -> list[tuple[OperationDefinitionNode, Cost]]:
-    """Each operation's expanded cost. A spread of an unknown fragment counts as the spread
-    alone: graphql-core's KnownFragmentNamesRule reports it. Raises FragmentCycle for a cycle
-    that an operation reaches (unreachable cycles are NoFragmentCyclesRule's to report)."""
-    fragments: dict[str, _Summary] = {}
+@dataclass(frozen=True, slots=True)
+class DocumentCost:
     # A list, not a dict: AST nodes hash by value, walking their whole subtree.
+    operations: list[tuple[OperationDefinitionNode, Cost]]
+    unused_fragments: list[FragmentDefinitionNode]  # spread by no operation, even indirectly
+
+
+def measure(document: DocumentNode) -> DocumentCost:
+    """Each operation's expanded cost, and the fragments no operation reaches. A spread of an
+    unknown fragment counts as the spread alone: graphql-core's KnownFragmentNamesRule reports
+    it. Raises FragmentCycle for a cycle that an operation reaches (unreachable cycles are
+    NoFragmentCyclesRule's to report)."""
+    fragments: dict[str, _Summary] = {}
+    definitions: list[FragmentDefinitionNode] = []
     operations: list[tuple[OperationDefinitionNode, _Summary]] = []
     for definition in document.definitions:
         if isinstance(definition, FragmentDefinitionNode):
             # A repeated name: the last one wins, as in the executor; UniqueFragmentNamesRule
             # refuses the document anyway.
             fragments[definition.name.value] = _summarise(definition.selection_set, 0)
+            definitions.append(definition)
         elif isinstance(definition, OperationDefinitionNode):
             operations.append((definition, _summarise(definition.selection_set, 0)))
     roots = (name for _operation, summary in operations for name, _level in summary.spreads)
     costs = _fragment_costs(roots, fragments)
-    return [(operation, _expanded(summary, costs)) for operation, summary in operations]
+    return DocumentCost(
+        operations=[(operation, _expanded(summary, costs)) for operation, summary in operations],
+        unused_fragments=[each for each in definitions if each.name.value not in costs],
+    )
 
 
-def cost_errors(document: DocumentNode, limits: DocumentLimits) -> list[GraphQLError]:
-    """The errors of a document past the limits; empty when it is within them."""
+def operation_costs(document: DocumentNode) -> list[tuple[OperationDefinitionNode, Cost]]:
+    return measure(document).operations
+
+
+def cost_errors(
+    document: DocumentNode, limits: DocumentLimits, *, max_errors: int = 100
+) -> list[GraphQLError]:
+    """The errors of a document past the limits, or with fragments no operation uses; empty
+    when there are none. At most `max_errors`, then graphql-core's own "Too many validation
+    errors" (an error with a node costs a scan of the text up to it, for its location)."""
     try:
-        costs = operation_costs(document)
+        measured = measure(document)
     except FragmentCycle as cycle:
         return [GraphQLError(str(cycle))]
-    errors = [
-        # Strawberry's QueryDepthLimiter's words, which clients may already match.
-        GraphQLError(
-            f"'{_name(operation)}' exceeds maximum operation depth of {limits.max_depth}",
-            operation,
-        )
-        for operation, cost in costs
-        if cost.depth > limits.max_depth
-    ]
+    errors = list(islice(_errors(measured, limits), max_errors + 1))
+    if len(errors) > max_errors:
+        errors[max_errors:] = [GraphQLError(TOO_MANY_ERRORS)]
+    return errors
+
+
+# graphql-core's words (graphql.validation.validate) when it stops at its own max_errors.
+TOO_MANY_ERRORS = "Too many validation errors, error limit reached. Validation aborted."
+
+
+def _errors(measured: DocumentCost, limits: DocumentLimits) -> Iterator[GraphQLError]:
+    costs = measured.operations
+    for operation, cost in costs:
+        if cost.depth > limits.max_depth:
+            # Strawberry's QueryDepthLimiter's words, which clients may already match.
+            yield GraphQLError(
+                f"'{_name(operation)}' exceeds maximum operation depth of {limits.max_depth}",
+                operation,
+            )
     aliases = sum(cost.aliases for _operation, cost in costs)
     if aliases > limits.max_aliases:
-        errors.append(GraphQLError(f"{aliases} aliases found. Allowed: {limits.max_aliases}"))
+        yield GraphQLError(f"{aliases} aliases found. Allowed: {limits.max_aliases}")
     selections = sum(cost.selections for _operation, cost in costs)
     if selections > limits.max_selections:
-        errors.append(
-            GraphQLError(
-                f"{selections} selections found once fragments are expanded. "
-                f"Allowed: {limits.max_selections}"
-            )
+        yield GraphQLError(
+            f"{selections} selections found once fragments are expanded. "
+            f"Allowed: {limits.max_selections}"
         )
-    return errors
+    # graphql-core's NoUnusedFragmentsRule refuses these too, in its words, but only once every
+    # rule has walked them: definitions nobody spreads are the cheapest way to fill the token
+    # limit with work (285 of them cost 70 ms of validation, bench/validation_cost.py).
+    for fragment in measured.unused_fragments:
+        yield GraphQLError(f"Fragment '{fragment.name.value}' is never used.", fragment)
 
 
 def _name(operation: OperationDefinitionNode) -> str:

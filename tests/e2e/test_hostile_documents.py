@@ -202,6 +202,24 @@ async def test_a_field_repeated_past_the_merge_budget_is_refused_while_real_conf
     )
 
 
+async def test_fragments_no_operation_uses_are_refused_in_graphql_cores_words(
+    as_user: Callable[[str], Caller],
+) -> None:
+    alice = as_user("alice")
+    # As many definitions as fit the token limit, none spread: all refused before any rule
+    # walks them; one spread through another counts as used.
+    unused = " ".join(f"fragment U{n} on Query {{ __typename }}" for n in range(280))
+    used = "fragment A on Query { ...B } fragment B on Query { __typename }"
+
+    result = await alice(f"{{ ...A }} {used} {unused}")
+
+    assert result.get("data") is None
+    # The first 20 named, as graphql-core names them, then its own words for stopping there.
+    assert _messages(result) == [f"Fragment 'U{n}' is never used." for n in range(20)] + [
+        "Too many validation errors, error limit reached. Validation aborted."
+    ]
+
+
 async def test_a_cycle_of_fragments_is_refused_with_its_path(
     as_user: Callable[[str], Caller],
 ) -> None:

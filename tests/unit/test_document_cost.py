@@ -30,6 +30,7 @@ from entrypoints.graphql.document_cost import (
     Cost,
     DocumentLimits,
     cost_errors,
+    measure,
     operation_costs,
 )
 
@@ -144,7 +145,8 @@ def _naive(
     return Cost(selections=selections, aliases=aliases, depth=depth)
 
 
-def _reaches_a_cycle(document: DocumentNode) -> bool:
+def _spread_graph(document: DocumentNode) -> tuple[dict[str, set[str]], set[str]]:
+    """Which fragments each fragment spreads, and the fragments the operations reach."""
     fragments = _fragments(document)
 
     def spreads(selection_set: SelectionSetNode) -> set[str]:
@@ -162,6 +164,11 @@ def _reaches_a_cycle(document: DocumentNode) -> bool:
     while frontier:
         frontier = set().union(*(edges[name] for name in frontier)) - reachable
         reachable |= frontier
+    return edges, reachable
+
+
+def _reaches_a_cycle(document: DocumentNode) -> bool:
+    edges, reachable = _spread_graph(document)
 
     def in_a_cycle(start: str) -> bool:
         seen, frontier = set(), set(edges[start])
@@ -207,7 +214,8 @@ def test_the_limits_agree_with_the_strawberry_rules_they_replace(text: str, max_
     errors = cost_errors(document, DocumentLimits(max_depth, 10**9, 10**9))
     costs = operation_costs(document)
 
-    assert bool(errors) == bool(reported)
+    too_deep = [error for error in errors if "exceeds maximum operation depth" in error.message]
+    assert bool(too_deep) == bool(reported)
     assert sum(cost.aliases for _operation, cost in costs) == strawberry_aliases
 
 
@@ -222,6 +230,21 @@ def test_a_cycle_an_operation_reaches_is_refused_and_nothing_else_is_taken_for_o
 
     cycle_errors = [error for error in errors if "within itself" in error.message]
     assert bool(cycle_errors) == _reaches_a_cycle(document)
+
+
+@settings(max_examples=150)
+@given(text=acyclic_documents())
+def test_the_fragments_reported_unused_are_exactly_those_no_operation_reaches(text: str) -> None:
+    document = parse(text)
+    _edges, reachable = _spread_graph(document)
+
+    unused = [fragment.name.value for fragment in measure(document).unused_fragments]
+    errors = cost_errors(document, DocumentLimits(10**9, 10**9, 10**9), max_errors=10)
+
+    assert unused == sorted(_fragments(document).keys() - reachable, key=lambda n: int(n[1:]))
+    assert [error.message for error in errors] == [
+        f"Fragment '{name}' is never used." for name in unused
+    ]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -299,3 +322,15 @@ def test_each_limit_past_its_value_is_one_error_naming_it() -> None:
         "8 selections found once fragments are expanded. Allowed: 7",
     ]
     assert cost_errors(document, DocumentLimits(3, 3, 8)) == []
+
+
+def test_past_the_error_limit_the_errors_stop_with_graphql_cores_words() -> None:
+    unused = " ".join(f"fragment U{n} on Query {{ a }}" for n in range(30))
+    document = parse(f"{{ a }} {unused}")
+
+    errors = cost_errors(document, DocumentLimits(10, 30, 1000), max_errors=20)
+
+    assert [error.message for error in errors] == [
+        *(f"Fragment 'U{n}' is never used." for n in range(20)),
+        "Too many validation errors, error limit reached. Validation aborted.",
+    ]
