@@ -243,7 +243,7 @@ class ScheduleIngestion:
             async for page in pages:
                 await self._take(run, _album_page(item, page, position))
                 position += len(page.tracks)
-                if item.id in run.outcomes:  # its lease was lost: stop asking for pages
+                if item.id in run.outcomes:  # ended by a write (done, or its lease lost)
                     return
             _finished_with_its_stream(run, item.id)
         except CatalogItemNotFound as error:
