@@ -24,6 +24,7 @@ from importlib.metadata import version
 from graphql import (
     ASTValidationRule,
     DocumentNode,
+    get_introspection_query,
     parse,
     specified_rules,
 )
@@ -56,76 +57,161 @@ def _doubling(levels: int) -> Case:
     return Case(f"doubling fragments, {levels} levels", text, doubling_levels=levels)
 
 
+def _largest(family: Callable[[int], Case], max_tokens: int, cap: int = 999) -> Case:
+    """The family's member with the most repeats (at most `cap`) that stays within the limit."""
+    low, high = 1, cap
+    while low < high:
+        middle = (low + high + 1) // 2
+        if tokens(family(middle).text) <= max_tokens:
+            low = middle
+        else:
+            high = middle - 1
+    return family(low)
+
+
 def _cases(max_tokens: int) -> list[Case]:
+    """Each family of expensive documents at its largest under `max_tokens` (and the parser's
+    200 levels of nesting), so that the table follows the limit it is run with."""
     add = (
         "mutation Add($id: ID!) { addTrackToLibrary(trackId: $id) { __typename "
         "... on AddToLibrarySuccess { alreadyInLibrary item { id catalogId kind addedAt "
         "ingestion { state tracksTotal } } } ... on InvalidCatalogId { message catalogId } } }"
     )
-    # Budget the widest documents in tokens: a field name is one token.
-    wide = max_tokens - 3
+    introspection = get_introspection_query(
+        descriptions=True,
+        specified_by_url=True,
+        directive_is_repeatable=True,
+        schema_description=True,
+        input_value_deprecation=True,
+        experimental_directive_deprecation=True,
+        one_of=True,
+    )
     item = "library { edges { node { id ingestion { state } } } }"
-    inline_depth = 190  # the parser refuses nesting past 200 selection sets
-    chain = 190
-    unused = (max_tokens - 3) // 7  # seven tokens a fragment: the most definitions that fit
+    # The same using a variable: graphql-core's variable rules walk each definition holding one.
+    item_with_variable = "library(after: $a) { edges { node { id ingestion { state } } } }"
+    object_field = "library { totalCount pageInfo { hasNextPage } }"
+    families: list[tuple[Callable[[int], Case], int]] = [
+        (_doubling, 190),
+        (
+            lambda n: Case(
+                f"widest: {n} fields in one selection set",
+                "{ " + " ".join(["__typename"] * n) + " }",
+            ),
+            1999,
+        ),
+        (
+            lambda n: Case(
+                f"the same object field {n} times (fields to merge)",
+                "{ " + " ".join([object_field] * n) + " }",
+            ),
+            999,
+        ),
+        (
+            lambda n: Case(
+                f"the same nested field {n} times (fields to merge, deeper)",
+                "{ " + " ".join([item] * n) + " }",
+            ),
+            999,
+        ),
+        (
+            lambda n: Case(
+                f"{n} fragments selecting the same field (fields to merge across fragments)",
+                "{ "
+                + " ".join(f"...S{i}" for i in range(n))
+                + " } "
+                + " ".join(
+                    f"fragment S{i} on Query {{ library {{ totalCount }} }}" for i in range(n)
+                ),
+            ),
+            999,
+        ),
+        (
+            lambda n: Case(
+                f"one field {n} times with different arguments (conflicts)",
+                "{ " + " ".join(f"library(first: {i}) {{ totalCount }}" for i in range(n)) + " }",
+            ),
+            999,
+        ),
+        (
+            # The parser refuses nesting past 200 selection sets.
+            lambda n: Case(
+                f"deep: {n} nested inline fragments around the deepest field",
+                "{ " + "... on Query { " * n + item + " }" * n + " }",
+            ),
+            190,
+        ),
+        (
+            lambda n: Case(
+                f"deep: {n} nested inline fragments, a variable at the bottom",
+                "query Q($a: String) { "
+                + "... on Query { " * n
+                + item_with_variable
+                + " }" * n
+                + " }",
+            ),
+            190,
+        ),
+        (
+            lambda n: Case(
+                f"deep: a chain of {n} fragments",
+                "{ ...C0 } "
+                + " ".join(f"fragment C{i} on Query {{ ...C{i + 1} }}" for i in range(n))
+                + f" fragment C{n} on Query {{ {item} }}",
+            ),
+            190,
+        ),
+        (
+            lambda n: Case(
+                f"deep: a chain of {n} fragments, a variable in the last",
+                "query Q($a: String) { ...C0 } "
+                + " ".join(f"fragment C{i} on Query {{ ...C{i + 1} }}" for i in range(n))
+                + f" fragment C{n} on Query {{ {item_with_variable} }}",
+            ),
+            190,
+        ),
+        (
+            lambda n: Case(
+                f"deep: a chain of {n} fragments, a variable in each",
+                "query Q($a: String) { ...C0 } "
+                + " ".join(
+                    f"fragment C{i} on Query {{ ...C{i + 1} library(after: $a) {{ totalCount }} }}"
+                    for i in range(n)
+                )
+                + f" fragment C{n} on Query {{ __typename }}",
+            ),
+            190,
+        ),
+        (
+            lambda n: Case(
+                f"{n} fragments, none used",
+                "{ __typename } "
+                + " ".join(f"fragment U{i} on Query {{ __typename }}" for i in range(n)),
+            ),
+            999,
+        ),
+        (
+            lambda n: Case(
+                f"{n} unknown fields (a document of mistakes)",
+                "{ " + " ".join(f"librar{i}" for i in range(n)) + " }",
+            ),
+            990,
+        ),
+        (
+            lambda n: Case(
+                f"{n} variables, none used",
+                "query V(" + " ".join(f"$v{i}: Int" for i in range(n)) + ") { __typename }",
+            ),
+            999,
+        ),
+    ]
     return [
         Case("a normal add (addTrackToLibrary)", add),
-        *(_doubling(levels) for levels in (10, 14, 16, 19, 40, 100, 190)),
-        Case(
-            f"widest: {wide} fields in one selection set",
-            "{ " + " ".join(["__typename"] * wide) + " }",
-        ),
-        Case(
-            "the same leaf field 999 times (fields to merge)",
-            "{ " + " ".join(["__typename"] * 999) + " }",
-        ),
-        Case(
-            "the same object field 190 times (fields to merge)",
-            "{ " + " ".join(["library { totalCount pageInfo { hasNextPage } }"] * 190) + " }",
-        ),
+        Case("the introspection query, every option (graphql-core)", introspection),
+        *(_doubling(levels) for levels in (10, 14, 16)),
+        *(_largest(family, max_tokens, cap) for family, cap in families),
         Case(
             "the same object field 20 times (fields to merge)",
-            "{ " + " ".join(["library { totalCount pageInfo { hasNextPage } }"] * 20) + " }",
-        ),
-        Case(
-            "the same nested field 140 times (fields to merge, deeper)",
-            "{ " + " ".join([item] * 140) + " }",
-        ),
-        Case(
-            "130 fragments selecting the same field (fields to merge across fragments)",
-            "{ "
-            + " ".join(f"...S{n}" for n in range(130))
-            + " } "
-            + " ".join(
-                f"fragment S{n} on Query {{ library {{ totalCount }} }}" for n in range(130)
-            ),
-        ),
-        Case(
-            "one field 100 times with different arguments (conflicts)",
-            "{ " + " ".join(f"library(first: {n}) {{ totalCount }}" for n in range(100)) + " }",
-        ),
-        Case(
-            f"deep: {inline_depth} nested inline fragments around the deepest field",
-            "{ " + "... on Query { " * inline_depth + item + " }" * inline_depth + " }",
-        ),
-        Case(
-            f"deep: a chain of {chain} fragments",
-            "{ ...C0 } "
-            + " ".join(f"fragment C{n} on Query {{ ...C{n + 1} }}" for n in range(chain))
-            + f" fragment C{chain} on Query {{ {item} }}",
-        ),
-        Case(
-            f"{unused} fragments, none used",
-            "{ __typename } "
-            + " ".join(f"fragment U{n} on Query {{ __typename }}" for n in range(unused)),
-        ),
-        Case(
-            "990 unknown fields (a document of mistakes)",
-            "{ " + " ".join(f"librar{n}" for n in range(990)) + " }",
-        ),
-        Case(
-            "400 variables, none used",
-            "query V(" + " ".join(f"$v{n}: Int" for n in range(400)) + ") { __typename }",
+            "{ " + " ".join([object_field] * 20) + " }",
         ),
         Case(
             "largest body: a 60 KB string argument",
@@ -202,6 +288,7 @@ def measure(repeats: int) -> str:
     for case in _cases(settings.graphql_max_tokens):
         body = len(json.dumps({"query": case.text}).encode())
         assert body <= settings.graphql_max_body_bytes, case.name
+        assert tokens(case.text) <= settings.graphql_max_tokens, case.name
         parse_median, parse_max, document = _timed(
             lambda case=case: parse(case.text, max_tokens=settings.graphql_max_tokens), repeats
         )

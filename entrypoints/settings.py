@@ -60,12 +60,15 @@ class Settings(BaseSettings):
 
     graphql_max_depth: int = 10
     graphql_max_aliases: int = 30
-    graphql_max_tokens: int = 2000
+    # A document past it is refused while parsing. 300 holds the largest legitimate document,
+    # graphql-core's full introspection query (191 tokens), and keeps the worst one near it
+    # (bench/validation_cost.py, ADR 0020).
+    graphql_max_tokens: int = 300
     graphql_max_body_bytes: int = 64 * 1024
     # Selections (fields, fragments) in a document once its fragments are expanded (ADR 0020).
     graphql_max_selections: int = Field(default=1000, ge=1)
     # graphql-core's work budget for checking that fields sharing a name can merge (ADR 0020).
-    graphql_field_merge_budget: int = Field(default=5000, ge=1)
+    graphql_field_merge_budget: int = Field(default=1000, ge=1)
 
     # Per-user quotas on adds (ADR 0022): a token bucket in each API process's memory, and a cap
     # on the user's items still waiting to be scheduled (each costs catalogue calls).

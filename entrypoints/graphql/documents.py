@@ -29,7 +29,9 @@ from graphql import (
     parse,
     validate,
 )
+from graphql.validation import ASTValidationContext
 from graphql.validation.validate import ValidationAbortedError
+from graphql.validation.validation_context import NodeWithSelectionSet, VariableUsage
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
@@ -75,6 +77,32 @@ def field_merging_on_a_budget(budget: int) -> type[ASTValidationRule]:
                 ) from None
 
     return FieldMergingOnABudget
+
+
+class VariableUsagesOnlyWhereWritten(ASTValidationRule):
+    """Not a rule: it spares graphql-core's three variable rules (NoUndefinedVariables,
+    NoUnusedVariables, VariablesInAllowedPosition) a walk of every definition that holds no
+    variable. To find a definition's variables they walk it again with type information, nearly
+    doubling validation (a chain of 60 fragments: 5.3 ms without them, 11.4 ms with). A variable
+    is a `$` token, so a definition whose text holds no `$` has none, and its usages are empty
+    without a walk: the rules' answers are unchanged. Listed first, so that its constructor
+    runs before any other rule asks."""
+
+    def __init__(self, context: ASTValidationContext) -> None:
+        super().__init__(context)
+        if not isinstance(context, ValidationContext) or context.document.loc is None:
+            return
+        body = context.document.loc.source.body
+        walk = context.get_variable_usages
+
+        def usages_where_written(node: NodeWithSelectionSet) -> list[VariableUsage]:
+            location = node.loc
+            if location is not None and body.find("$", location.start, location.end) == -1:
+                return []
+            return walk(node)
+
+        # get_recursive_variable_usages, which the three rules call, looks it up on the context.
+        context.get_variable_usages = usages_where_written  # type: ignore[method-assign]
 
 
 class DocumentChecks:
@@ -129,7 +157,7 @@ class DocumentChecks:
         return validate(
             schema,
             document,
-            bounded + _STRAWBERRY_RULES,
+            (VariableUsagesOnlyWhereWritten, *bounded, *_STRAWBERRY_RULES),
             max_errors=MAX_ERRORS,
             hide_suggestions=self.hide_suggestions,
         )

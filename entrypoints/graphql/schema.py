@@ -152,7 +152,7 @@ def build_schema(
     max_tokens: int,
     introspection: bool,
     max_selections: int = 1000,
-    field_merge_budget: int = 5000,
+    field_merge_budget: int = 1000,
     suggestions: bool = True,
 ) -> strawberry.Schema:
     # The depth, alias and selection limits are counted through fragments by one linear check

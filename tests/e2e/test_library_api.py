@@ -260,7 +260,7 @@ async def test_a_query_nested_past_the_depth_limit_is_refused(
 
 
 async def test_too_many_aliases_are_refused(as_user: Callable[[str], GraphQLClient]) -> None:
-    aliases = " ".join(f'a{n}: libraryItem(id: "x") {{ id }}' for n in range(40))
+    aliases = " ".join(f"a{n}: __typename" for n in range(40))
 
     result = await as_user("alice")(f"{{ {aliases} }}")
 

@@ -416,7 +416,7 @@ async def test_adding_what_another_user_has_gives_the_caller_a_new_item_of_their
 async def test_a_document_past_the_token_limit_is_refused_before_it_runs(
     as_user: Callable[[str], GraphQLClient], engine: AsyncEngine
 ) -> None:
-    # Well under the body limit (about 25 kB), far past 2000 tokens.
+    # Well under the body limit (about 25 kB), far past the 300-token limit.
     fields = " ".join(["totalCount"] * 2100)
     result = await as_user("alice")(f"{{ library {{ {fields} }} }}")
     mutation = await as_user("alice")(
@@ -434,11 +434,14 @@ async def test_a_document_past_the_token_limit_is_refused_before_it_runs(
 async def test_aliased_mutations_past_the_alias_limit_write_nothing(
     as_user: Callable[[str], GraphQLClient], engine: AsyncEngine
 ) -> None:
+    # 16 aliased adds spread twice: 32 aliases, counted through the fragment, in 200 tokens.
     adds = " ".join(
-        f'a{n}: addAlbumToLibrary(albumId: "{n + 1}") {{ __typename }}' for n in range(31)
+        f'a{n}: addAlbumToLibrary(albumId: "{n + 1}") {{ __typename }}' for n in range(16)
     )
 
-    result = await as_user("alice")(f"mutation {{ {adds} }}")
+    result = await as_user("alice")(
+        f"mutation {{ ...Adds ...Adds }} fragment Adds on Mutation {{ {adds} }}"
+    )
 
     assert result.get("data") is None
     assert "aliases" in result["errors"][0]["message"]
