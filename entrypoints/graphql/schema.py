@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from functools import partial
+from typing import Annotated
 
 import strawberry
 from strawberry.extensions import SchemaExtension
@@ -17,7 +18,7 @@ from application.use_cases.list_library import ListLibraryCommand
 from application.use_cases.read_models import AddedItem
 from application.use_cases.remove_from_library import RemoveFromLibraryCommand
 from application.use_cases.search_tracks import SearchTracksCommand
-from entrypoints.graphql import types
+from entrypoints.graphql import described, types
 from entrypoints.graphql.context import RequestContext
 from entrypoints.graphql.document_cost import DocumentLimits
 from entrypoints.graphql.documents import (
@@ -39,15 +40,25 @@ from entrypoints.graphql.operations import RequestedOperationSchema
 GraphQLInfo = Info[RequestContext, None]
 
 
-@strawberry.type
+@strawberry.type(
+    description="What the signed-in user can read: their library and the search index."
+)
 class Query:
-    @strawberry.field
+    @described.field("The user's library, a page at a time, newest item first.")
     async def library(
         self,
         info: GraphQLInfo,
-        first: int | None = 50,
-        after: str | None = None,
-        kind: types.LibraryItemKind | None = None,
+        first: Annotated[
+            int | None, strawberry.argument(description="How many items the page holds (0-100).")
+        ] = 50,
+        after: Annotated[
+            str | None,
+            strawberry.argument(description="Start after this cursor (a previous endCursor)."),
+        ] = None,
+        kind: Annotated[
+            types.LibraryItemKind | None,
+            strawberry.argument(description="Only items of this kind; every kind when null."),
+        ] = None,
     ) -> types.LibraryConnection:
         command = ListLibraryCommand(
             user_id=info.context.user_id,
@@ -69,8 +80,12 @@ class Query:
             total_count=page.total_count,
         )
 
-    @strawberry.field
-    async def library_item(self, info: GraphQLInfo, id: strawberry.ID) -> types.LibraryItem | None:
+    @described.field("One item of the user's library; null when the library holds no such item.")
+    async def library_item(
+        self,
+        info: GraphQLInfo,
+        id: Annotated[strawberry.ID, strawberry.argument(description="The library item's id.")],
+    ) -> types.LibraryItem | None:
         command = GetLibraryItemCommand(user_id=info.context.user_id, item_id=str(id))
         try:
             item = await info.context.use_cases.get_item(command)
@@ -79,9 +94,16 @@ class Query:
             return None
         return types.LibraryItem.from_domain(item)
 
-    @strawberry.field
+    @described.field("Tracks of the search index that match a text, best first.")
     async def search_tracks(
-        self, info: GraphQLInfo, query: str, limit: int | None = 10
+        self,
+        info: GraphQLInfo,
+        query: Annotated[
+            str, strawberry.argument(description="Words to look for: a title, an artist, both.")
+        ],
+        limit: Annotated[
+            int | None, strawberry.argument(description="The most hits to answer (1-100).")
+        ] = 10,
     ) -> list[types.TrackHit]:
         command = SearchTracksCommand(query=query, limit=10 if limit is None else limit)
         try:
@@ -112,25 +134,47 @@ async def _added(adding: Awaitable[AddedItem]) -> types.AddToLibraryResult:
     )
 
 
-@strawberry.type
+@strawberry.type(description="What the signed-in user can change: their library.")
 class Mutation:
-    @strawberry.mutation
+    @described.mutation(
+        "Adds a TIDAL track to the user's library and schedules it for the search "
+        "index. Answers at once; ingestion follows (see LibraryItem.ingestion). A re-add answers "
+        "the same item with alreadyInLibrary: true."
+    )
     async def add_track_to_library(
-        self, info: GraphQLInfo, track_id: strawberry.ID
+        self,
+        info: GraphQLInfo,
+        track_id: Annotated[
+            strawberry.ID, strawberry.argument(description="The TIDAL track id (digits).")
+        ],
     ) -> types.AddToLibraryResult:
         command = AddTrackToLibraryCommand(user_id=info.context.user_id, track_id=str(track_id))
         return await _added(info.context.use_cases.add_track(command))
 
-    @strawberry.mutation
+    @described.mutation(
+        "Adds a TIDAL album to the user's library and schedules each of its tracks "
+        "for the search index. Answers at once; ingestion follows (see LibraryItem.ingestion). A "
+        "re-add answers the same item with alreadyInLibrary: true."
+    )
     async def add_album_to_library(
-        self, info: GraphQLInfo, album_id: strawberry.ID
+        self,
+        info: GraphQLInfo,
+        album_id: Annotated[
+            strawberry.ID, strawberry.argument(description="The TIDAL album id (digits).")
+        ],
     ) -> types.AddToLibraryResult:
         command = AddAlbumToLibraryCommand(user_id=info.context.user_id, album_id=str(album_id))
         return await _added(info.context.use_cases.add_album(command))
 
-    @strawberry.mutation
+    @described.mutation(
+        "Removes an item from the user's library. What it put in the search index stays there."
+    )
     async def remove_from_library(
-        self, info: GraphQLInfo, item_id: strawberry.ID
+        self,
+        info: GraphQLInfo,
+        item_id: Annotated[
+            strawberry.ID, strawberry.argument(description="The library item's id.")
+        ],
     ) -> types.RemoveFromLibraryResult:
         command = RemoveFromLibraryCommand(user_id=info.context.user_id, item_id=str(item_id))
         try:

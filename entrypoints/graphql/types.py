@@ -13,48 +13,89 @@ from domain.library import IngestionState as DomainIngestionState
 from domain.library import LibraryItem as DomainLibraryItem
 from domain.library import LibraryItemKind as DomainLibraryItemKind
 from domain.values import LibraryItemId
+from entrypoints.graphql import described
 from entrypoints.graphql.context import RequestContext
 
 
-@strawberry.enum
+@strawberry.enum(description="What a library item holds: one track, or one album with its tracks.")
 class LibraryItemKind(Enum):
-    TRACK = "track"
-    ALBUM = "album"
+    TRACK = strawberry.enum_value("track", description="A single TIDAL track.")
+    ALBUM = strawberry.enum_value(
+        "album", description="A TIDAL album: every track on it is ingested."
+    )
 
     def to_domain(self) -> DomainLibraryItemKind:
-        return DomainLibraryItemKind(self.value)
+        return DomainLibraryItemKind[self.name]
 
 
-@strawberry.enum
+@strawberry.enum(description="Where an item's tracks stand on their way into the search index.")
 class IngestionState(Enum):
-    PENDING = "pending"
-    SCHEDULED = "scheduled"
-    PARTIAL = "partial"
-    INDEXED = "indexed"
-    FAILED = "failed"
+    PENDING = strawberry.enum_value(
+        "pending",
+        description="Scheduling has not finished: the item's tracks are still being looked up "
+        "and requested (the counts grow as it goes).",
+    )
+    SCHEDULED = strawberry.enum_value(
+        "scheduled",
+        description="Every track is requested for ingestion or already in the index.",
+    )
+    PARTIAL = strawberry.enum_value(
+        "partial",
+        description="Scheduling is done, but some tracks could not be scheduled (no ISRC, not "
+        "available) or failed: see tracksSkipped and tracksFailed.",
+    )
+    INDEXED = strawberry.enum_value(
+        "indexed", description="Every track is in the search index: searchTracks finds them."
+    )
+    FAILED = strawberry.enum_value(
+        "failed",
+        description="Scheduling gave up (for example, the album is not in the catalogue); "
+        "lastError says why.",
+    )
 
 
-@strawberry.type
+@strawberry.type(
+    description="An item's ingestion: its state and its tracks counted by what became of them."
+)
 class IngestionProgress:
-    state: IngestionState
-    tracks_total: int
-    tracks_requested: int
-    tracks_indexed: int
-    tracks_skipped: int
-    tracks_failed: int
-    last_error: str | None
+    state: IngestionState = strawberry.field(description="The state the counts add up to.")
+    tracks_total: int = strawberry.field(
+        description="The item's tracks, as far as the catalogue has been read (they grow while "
+        "PENDING)."
+    )
+    tracks_requested: int = strawberry.field(
+        description="Tracks requested for ingestion and not yet indexed."
+    )
+    tracks_indexed: int = strawberry.field(description="Tracks in the search index.")
+    tracks_skipped: int = strawberry.field(
+        description="Tracks without an ISRC, which cannot be indexed and are never requested."
+    )
+    tracks_failed: int = strawberry.field(description="Tracks whose ingestion failed.")
+    last_error: str | None = strawberry.field(
+        description="Why scheduling failed, when it did; null otherwise."
+    )
 
 
-@strawberry.type
+@strawberry.type(description="One track or album in the signed-in user's library.")
 class LibraryItem:
-    id: strawberry.ID
-    kind: LibraryItemKind
-    catalog_id: strawberry.ID
-    title: str | None
-    artist_names: list[str]
-    added_at: datetime
+    id: strawberry.ID = strawberry.field(
+        description="The item's id in this library (a UUID); not the catalogue's id."
+    )
+    kind: LibraryItemKind = strawberry.field(description="Track or album.")
+    catalog_id: strawberry.ID = strawberry.field(
+        description="The TIDAL id of the track or album (digits)."
+    )
+    title: str | None = strawberry.field(
+        description="The title from the catalogue; null until the catalogue has been read."
+    )
+    artist_names: list[str] = strawberry.field(
+        description="The main artists' names from the catalogue; empty until it has been read."
+    )
+    added_at: datetime = strawberry.field(
+        description="When the user added the item (first added, for a re-add)."
+    )
 
-    @strawberry.field
+    @described.field("How far the item's tracks are on their way into the index.")
     async def ingestion(self, info: Info[RequestContext, None]) -> IngestionProgress:
         progress = await info.context.progress_loader.load(self._item_id)
         state: DomainIngestionState = progress.state
@@ -83,63 +124,83 @@ class LibraryItem:
         )
 
 
-@strawberry.type
+@strawberry.type(description="A track of the search index that matches a search.")
 class TrackHit:
-    isrc: str
-    track_id: strawberry.ID
-    title: str
-    artist_names: list[str]
-    score: float
+    isrc: str = strawberry.field(description="The track's ISRC, normalised (12 characters).")
+    track_id: strawberry.ID = strawberry.field(description="The TIDAL id of the track.")
+    title: str = strawberry.field(description="The track's title, with its version if any.")
+    artist_names: list[str] = strawberry.field(description="The track's artists' names.")
+    score: float = strawberry.field(
+        description="How well the track matches the query: higher is better (cosine, at most 1)."
+    )
 
 
-@strawberry.type
+@strawberry.type(description="Where a page of a connection ends, and whether more follow.")
 class PageInfo:
-    has_next_page: bool
-    end_cursor: str | None
+    has_next_page: bool = strawberry.field(description="Whether items follow this page.")
+    end_cursor: str | None = strawberry.field(
+        description="The cursor of the page's last item: pass it as `after` for the next page; "
+        "null for an empty page."
+    )
 
 
-@strawberry.type
+@strawberry.type(description="One item of a page of the library, with its cursor.")
 class LibraryItemEdge:
-    cursor: str
-    node: LibraryItem
+    cursor: str = strawberry.field(description="An opaque cursor that points at this item.")
+    node: LibraryItem = strawberry.field(description="The item.")
 
 
-@strawberry.type
+@strawberry.type(description="A page of the user's library, newest item first.")
 class LibraryConnection:
-    edges: list[LibraryItemEdge]
-    page_info: PageInfo
-    total_count: int
+    edges: list[LibraryItemEdge] = strawberry.field(description="The page's items.")
+    page_info: PageInfo = strawberry.field(description="Where the page ends.")
+    total_count: int = strawberry.field(
+        description="How many items the library holds under the same filter, on every page."
+    )
 
 
-@strawberry.interface
+@strawberry.interface(description="A mistake in the caller's input, answered as data.")
 class UserError:
-    message: str
+    message: str = strawberry.field(description="What was wrong, in words for a person.")
 
 
-@strawberry.type
+@strawberry.type(description="The id given is not a TIDAL catalogue id (digits).")
 class InvalidCatalogId(UserError):
-    catalog_id: str
+    catalog_id: str = strawberry.field(description="The id as the caller gave it.")
 
 
-@strawberry.type
+@strawberry.type(
+    description="No item with this id in the user's library (another user's item reads the same)."
+)
 class LibraryItemNotFound(UserError):
-    item_id: strawberry.ID
+    item_id: strawberry.ID = strawberry.field(description="The id as the caller gave it.")
 
 
-@strawberry.type
+@strawberry.type(description="The item is in the user's library.")
 class AddToLibrarySuccess:
-    item: LibraryItem
-    already_in_library: bool
+    item: LibraryItem = strawberry.field(description="The library item, new or already there.")
+    already_in_library: bool = strawberry.field(
+        description="True when the item was in the library before this add (nothing changed)."
+    )
 
 
-@strawberry.type
+@strawberry.type(description="The item is no longer in the user's library.")
 class RemoveFromLibrarySuccess:
-    removed_item_id: strawberry.ID
+    removed_item_id: strawberry.ID = strawberry.field(description="The id of the removed item.")
 
 
 AddToLibraryResult = Annotated[
-    AddToLibrarySuccess | InvalidCatalogId, strawberry.union("AddToLibraryResult")
+    AddToLibrarySuccess | InvalidCatalogId,
+    strawberry.union(
+        "AddToLibraryResult",
+        description="The added item, or why the id was refused. Select both members: "
+        "`... on AddToLibrarySuccess { ... } ... on UserError { message }`.",
+    ),
 ]
 RemoveFromLibraryResult = Annotated[
-    RemoveFromLibrarySuccess | LibraryItemNotFound, strawberry.union("RemoveFromLibraryResult")
+    RemoveFromLibrarySuccess | LibraryItemNotFound,
+    strawberry.union(
+        "RemoveFromLibraryResult",
+        description="The removed item's id, or that no such item is in the library.",
+    ),
 ]
