@@ -1,5 +1,6 @@
 """The tables as SQLAlchemy Core metadata. The schema itself is made only by Alembic migrations;
-this module mirrors it for querying."""
+this module mirrors its tables and columns for querying (indexes are the migrations' alone;
+tests/integration/test_tables_match_migrations.py keeps the two in step)."""
 
 from __future__ import annotations
 
@@ -48,6 +49,8 @@ scheduling_jobs = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("locked_by", Text),
     Column("locked_until", DateTime(timezone=True)),
+    # The item's owner, so that the per-user cap counts pending jobs from an index (0004).
+    Column("user_id", Text),
 )
 
 isrc_ledger = Table(
