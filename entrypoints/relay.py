@@ -14,7 +14,11 @@ is handled as soon as it arrives whatever else is going on; track jobs run in ba
 most `batch_size`, one batch at a time. A single track costs next to nothing to schedule but
 its fixed per-job costs; batched, those are paid once per claim. Under load the batches grow by
 themselves: while a batch runs, due track jobs wait and the next claim takes them together.
-Idle, a batch is the one job that just arrived, so nothing waits for company."""
+Idle, a batch is the one job that just arrived, so nothing waits for company.
+
+Claims share the work fairly between users (ADR 0028): round-robin between owners, and at most
+`albums_per_user` albums (`tracks_per_user` tracks) of one owner under way at once across every
+relay, so a user's flood leaves slots free for everyone else's first item."""
 
 from __future__ import annotations
 
@@ -37,6 +41,7 @@ from application.use_cases.schedule_ingestion import (
     ScheduleIngestion,
     ScheduleIngestionCommand,
 )
+from domain.fair_share import ALBUMS_PER_USER, TRACKS_PER_USER
 from domain.library import LibraryItemKind
 from domain.values import LibraryItemId
 from entrypoints.local_queue import cancel_and_wait
@@ -65,6 +70,8 @@ class Relay:
         sweep_interval: float = 1.0,
         lease: timedelta = timedelta(seconds=15),
         worker_id: str | None = None,
+        albums_per_user: int = ALBUMS_PER_USER,
+        tracks_per_user: int = TRACKS_PER_USER,
     ) -> None:
         self._uow_factory = uow_factory
         self._schedule = schedule
@@ -76,6 +83,8 @@ class Relay:
         self._batch_size = batch_size
         self._sweep_interval = sweep_interval
         self._lease = lease
+        self._albums_per_user = albums_per_user
+        self._tracks_per_user = tracks_per_user
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         # Every job in flight, album or track, with the task running it (a batch's task is
         # there once per job): what the heartbeat renews and stop() hands back.
@@ -142,7 +151,8 @@ class Relay:
         async with self._uow_factory() as uow:
             now = self._clock.now()
             # Claimed by kind, so a claim never takes an album job it has no slot for, nor
-            # makes a track job wait behind albums.
+            # makes a track job wait behind albums; each kind shared fairly between users,
+            # with a cap on each user's items under way (ADR 0028).
             if free_albums > 0:
                 albums = await uow.jobs.claim(
                     worker=self.worker_id,
@@ -150,6 +160,7 @@ class Relay:
                     lease=self._lease,
                     now=now,
                     kind=LibraryItemKind.ALBUM,
+                    per_user_cap=self._albums_per_user,
                 )
             if free_batches > 0:
                 tracks = await uow.jobs.claim(
@@ -158,6 +169,7 @@ class Relay:
                     lease=self._lease,
                     now=now,
                     kind=LibraryItemKind.TRACK,
+                    per_user_cap=self._tracks_per_user,
                 )
             await uow.commit()
         # An album is a batch of one job in a slot of its own, so that its first page is

@@ -1,4 +1,5 @@
-"""The outbox seen from the relay: leased claims with FOR UPDATE SKIP LOCKED."""
+"""The outbox seen from the relay: leased claims, shared fairly between users (ADR 0028), with
+FOR UPDATE SKIP LOCKED."""
 
 from __future__ import annotations
 
@@ -21,34 +22,64 @@ from domain.values import LibraryItemId
 
 
 def _claim(*, of_kind: bool) -> TextClause:
-    # The kind filter is an EXISTS on the item, so the row lock (and SKIP LOCKED) stays on the
-    # job alone: locking the item too would make the claim wait behind a remove.
-    kind_filter = (
-        "AND EXISTS (SELECT 1 FROM library_items AS item"
-        " WHERE item.id = scheduling_jobs.library_item_id AND item.kind = :kind)"
-        if of_kind
-        else ""
-    )
+    """The fair claim of ADR 0028, which answers exactly as `domain.fair_share.claim_order`:
+    each due job's turn is its owner's jobs under way (of the kind claimed) plus its place
+    among the owner's due jobs in arrival order; jobs whose turn reaches the cap stay; the rest
+    go lowest turn first, then oldest, then by item id. Claimers take turns through an advisory
+    lock (`_CLAIMS_ONE_AT_A_TIME`, run before this statement, so its snapshot sees the claims
+    committed before it): two claims counting the same jobs under way could pass the cap."""
+    # Only the jobs are locked (SKIP LOCKED), never their items: locking an item too would
+    # make the claim wait behind a remove.
+    kind_filter = "AND item.kind = :kind" if of_kind else ""
     return text(
         f"""
-        UPDATE scheduling_jobs AS job
-        SET locked_by = :worker, locked_until = :lease_end, attempts = job.attempts + 1,
-            updated_at = :now
-        FROM (
-            SELECT library_item_id FROM scheduling_jobs
-            WHERE status = 'pending' AND run_after <= :now
-              AND (locked_until IS NULL OR locked_until < :now)
+        WITH due AS (
+            SELECT job.library_item_id, job.created_at, item.user_id
+            FROM scheduling_jobs AS job
+            JOIN library_items AS item ON item.id = job.library_item_id
+            WHERE job.status = 'pending' AND job.run_after <= :now
+              AND (job.locked_until IS NULL OR job.locked_until < :now)
               {kind_filter}
-            ORDER BY run_after
+        ), under_way AS (
+            SELECT item.user_id, count(*) AS jobs
+            FROM scheduling_jobs AS job
+            JOIN library_items AS item ON item.id = job.library_item_id
+            WHERE job.status = 'pending' AND job.locked_until >= :now
+              AND item.user_id IN (SELECT user_id FROM due)
+              {kind_filter}
+            GROUP BY item.user_id
+        ), turns AS (
+            SELECT due.library_item_id, due.created_at,
+                   coalesce(under_way.jobs, 0) + row_number() OVER (
+                       PARTITION BY due.user_id ORDER BY due.created_at, due.library_item_id
+                   ) - 1 AS turn
+            FROM due LEFT JOIN under_way ON under_way.user_id = due.user_id
+        ), chosen AS (
+            SELECT library_item_id, created_at, turn FROM turns
+            WHERE CAST(:per_user_cap AS integer) IS NULL OR turn < :per_user_cap
+            ORDER BY turn, created_at, library_item_id
             LIMIT :limit
+        ), locked AS (
+            SELECT library_item_id FROM scheduling_jobs
+            WHERE library_item_id IN (SELECT library_item_id FROM chosen)
             FOR UPDATE SKIP LOCKED
-        ) AS due
-        WHERE job.library_item_id = due.library_item_id
-        RETURNING job.library_item_id, job.attempts, job.created_at
+        ), claimed AS (
+            UPDATE scheduling_jobs AS job
+            SET locked_by = :worker, locked_until = :lease_end, attempts = job.attempts + 1,
+                updated_at = :now
+            FROM locked
+            WHERE job.library_item_id = locked.library_item_id
+            RETURNING job.library_item_id, job.attempts, job.created_at
+        )
+        SELECT claimed.library_item_id, claimed.attempts, claimed.created_at
+        FROM claimed JOIN chosen ON chosen.library_item_id = claimed.library_item_id
+        ORDER BY chosen.turn, chosen.created_at, chosen.library_item_id
         """
     )
 
 
+# Any constant both claimers agree on; transaction-scoped, so a commit (or rollback) frees it.
+_CLAIMS_ONE_AT_A_TIME = text("SELECT pg_advisory_xact_lock(7202812028)")
 _CLAIM = _claim(of_kind=False)
 _CLAIM_OF_KIND = _claim(of_kind=True)
 
@@ -112,8 +143,16 @@ class PostgresSchedulingJobs:
         lease: timedelta,
         now: datetime,
         kind: LibraryItemKind | None = None,
+        per_user_cap: int | None = None,
     ) -> list[ClaimedJob]:
-        parameters = {"worker": worker, "lease_end": now + lease, "now": now, "limit": limit}
+        parameters = {
+            "worker": worker,
+            "lease_end": now + lease,
+            "now": now,
+            "limit": limit,
+            "per_user_cap": per_user_cap,
+        }
+        await self._connection.execute(_CLAIMS_ONE_AT_A_TIME)
         if kind is None:
             rows = await self._connection.execute(_CLAIM, parameters)
         else:

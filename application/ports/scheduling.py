@@ -42,10 +42,14 @@ class SchedulingJobs(Protocol):
         lease: timedelta,
         now: datetime,
         kind: LibraryItemKind | None = None,
+        per_user_cap: int | None = None,
     ) -> list[ClaimedJob]:
-        """Take up to `limit` due, unleased jobs (FOR UPDATE SKIP LOCKED: concurrent claimers
-        never take the same job), oldest due first, and lease them to `worker`. With `kind`,
-        only jobs whose item is of that kind."""
+        """Take up to `limit` due, unleased jobs (concurrent claimers never take the same
+        job) and lease them to `worker`, in the fair order of `domain.fair_share.claim_order`
+        (ADR 0028): round-robin between the items' owners, each owner's in the order they were
+        added, and none that would give its owner `per_user_cap` or more jobs under way (None:
+        no cap). With `kind`, only jobs whose item is of that kind, and only those count as
+        under way. Answers them in that order."""
         ...
 
     async def extend_leases(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from application.ports.scheduling import ItemDescription
@@ -106,6 +106,44 @@ class SchedulingContract:
 
         assert first == [item(1).id, item(2).id]
         assert second == [item(3).id]  # the leased ones are no one else's
+
+    async def test_a_claim_shares_jobs_between_users_and_caps_each_users_under_way(
+        self, scheduling: SchedulingRig
+    ) -> None:
+        flood = [replace(item(n), user_id=UserId("flood")) for n in range(1, 5)]
+        newcomer = item(9)
+        for each in (*flood, newcomer):
+            await scheduling.add(each)
+        at = T0 + timedelta(seconds=10)
+
+        async with scheduling.uow() as uow:
+            first = await uow.jobs.claim(worker=A, limit=2, lease=LEASE, now=at, per_user_cap=2)
+            await uow.commit()
+        second = await scheduling.claim(B, at=at)  # no cap: the rest, still fairly ordered
+        async with scheduling.uow() as uow:
+            third = await uow.jobs.claim(worker=B, limit=9, lease=LEASE, now=at, per_user_cap=2)
+
+        # The oldest flood item, then the newcomer's before the flood's second.
+        assert [job.item_id for job in first] == [flood[0].id, newcomer.id]
+        assert second == [flood[1].id, flood[2].id, flood[3].id]
+        assert third == []
+
+    async def test_a_claim_under_a_cap_takes_nothing_of_a_user_at_it(
+        self, scheduling: SchedulingRig
+    ) -> None:
+        flood = [replace(item(n), user_id=UserId("flood")) for n in range(1, 5)]
+        for each in flood:
+            await scheduling.add(each)
+        at = T0 + timedelta(seconds=10)
+
+        async with scheduling.uow() as uow:
+            first = await uow.jobs.claim(worker=A, limit=9, lease=LEASE, now=at, per_user_cap=2)
+            await uow.commit()
+        async with scheduling.uow() as uow:
+            second = await uow.jobs.claim(worker=B, limit=9, lease=LEASE, now=at, per_user_cap=2)
+
+        assert [job.item_id for job in first] == [flood[0].id, flood[1].id]
+        assert second == []
 
     async def test_a_claimed_job_says_its_attempt_and_when_it_was_enqueued(
         self, scheduling: SchedulingRig

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -31,6 +32,7 @@ from application.ports.unit_of_work import (
     StorageUnavailable,
     UnitOfWorkFactory,
 )
+from domain.fair_share import WaitingJob, claim_order
 from domain.ingestion import (
     DEFER_DISPATCH,
     DISPATCH,
@@ -271,18 +273,32 @@ class FakeSchedulingJobs:
         lease: timedelta,
         now: datetime,
         kind: LibraryItemKind | None = None,
+        per_user_cap: int | None = None,
     ) -> list[ClaimedJob]:
-        due = sorted(
-            (
-                (job.run_after, str(item_id), item_id)
-                for item_id, job in self.store.jobs.items()
-                if job.status == "pending"
-                and job.run_after <= now
-                and (job.locked_until is None or job.locked_until < now)
-                and (kind is None or self.store.items[item_id].kind is kind)
-            ),
-        )[:limit]
-        claimed = [item_id for _, _, item_id in due]
+        def of_kind(item_id: LibraryItemId) -> bool:
+            return kind is None or self.store.items[item_id].kind is kind
+
+        pending = {
+            item_id: job
+            for item_id, job in self.store.jobs.items()
+            if job.status == "pending" and of_kind(item_id)
+        }
+        under_way = Counter(
+            self.store.items[item_id].user_id
+            for item_id, job in pending.items()
+            if job.locked_until is not None and job.locked_until >= now
+        )
+        due = [
+            WaitingJob(item_id, self.store.items[item_id].user_id, job.created_at)
+            for item_id, job in pending.items()
+            if job.run_after <= now and (job.locked_until is None or job.locked_until < now)
+        ]
+        claimed = [
+            job.item_id
+            for job in claim_order(
+                due, scheduling=under_way, per_user_cap=per_user_cap, limit=limit
+            )
+        ]
 
         def apply() -> None:
             for item_id in claimed:
