@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3.12 || command -v p
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench clean graphiql-assets
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "libingest needs Python 3.11+"'
@@ -18,7 +18,23 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(VENV)/.installed $@
 
-run: $(VENV)/.installed
+# GraphiQL's published browser build, pinned by tools/graphiql's lock file and copied into the
+# package, so that the service serves GraphiQL itself (ADR 0032). Without npm, the GraphiQL page
+# says how to build them, and the tests that load them skip, saying so.
+GRAPHIQL := tools/graphiql
+GRAPHIQL_ASSETS := entrypoints/graphiql/assets
+$(GRAPHIQL_ASSETS)/.built: $(GRAPHIQL)/package.json $(GRAPHIQL)/package-lock.json
+	@if command -v npm >/dev/null; then \
+	  (cd $(GRAPHIQL) && npm ci --ignore-scripts --no-audit --no-fund) && mkdir -p $(GRAPHIQL_ASSETS) && \
+	  cp $(GRAPHIQL)/node_modules/react/umd/react.production.min.js \
+	     $(GRAPHIQL)/node_modules/react-dom/umd/react-dom.production.min.js \
+	     $(GRAPHIQL)/node_modules/graphiql/graphiql.min.js \
+	     $(GRAPHIQL)/node_modules/graphiql/graphiql.min.css $(GRAPHIQL_ASSETS)/ && touch $@; \
+	else echo "npm not found: GraphiQL's assets are not built (the page says so)"; fi
+
+graphiql-assets: $(GRAPHIQL_ASSETS)/.built
+
+run: $(VENV)/.installed graphiql-assets
 	$(BIN)/libingest migrate
 	$(BIN)/libingest serve
 
@@ -35,7 +51,7 @@ $(AUDIT)/node_modules/.package-lock.json: $(AUDIT)/package.json $(AUDIT)/package
 	@if command -v npm >/dev/null; then cd $(AUDIT) && npm ci --no-audit --no-fund; \
 	else echo "npm not found: the graphql-http audit test will be skipped"; fi
 
-test: lint $(AUDIT)/node_modules/.package-lock.json
+test: lint graphiql-assets $(AUDIT)/node_modules/.package-lock.json
 	$(BIN)/pytest
 
 $(VENV)/.installed-bench: pyproject.toml | $(BIN)/python

@@ -12,12 +12,14 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import HTTPConnection
+from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from adapters.auth.jwt_tokens import AuthenticationFailed, JwtAuthenticator
 from adapters.metrics.prometheus import PrometheusMetrics
 from adapters.postgres.database import is_reachable
 from adapters.postgres.ledger import ledger_rows_by_state
+from entrypoints import graphiql
 from entrypoints.container import Container, resolved, running
 from entrypoints.graphql.context import RequestContext
 from entrypoints.graphql.endpoint import AuthenticatedGraphQL
@@ -122,6 +124,15 @@ def create_app(container: Container | None = None, *, migrate: bool = True) -> F
     # request handlers). This lets Strawberry itself refuse a WebSocket handshake with
     # "subprotocol not acceptable" (there are no subscriptions) rather than a bare close.
     app.router.add_websocket_route("/graphql", graphql)  # type: ignore[arg-type]
+
+    if not settings.is_production:
+        # GraphiQL's scripts, served here rather than from a CDN (ADR 0032). check_dir off: a
+        # tree without the built assets still starts, and the page says how to build them.
+        app.mount(
+            graphiql.ASSETS_PATH,
+            StaticFiles(directory=graphiql.assets_directory(), check_dir=False),
+            name="graphiql-assets",
+        )
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

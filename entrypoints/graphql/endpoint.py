@@ -20,7 +20,7 @@ from typing import Any
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from graphql import GraphQLError
 from starlette.requests import HTTPConnection, Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
@@ -30,6 +30,7 @@ from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOpe
 from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 
+from entrypoints import graphiql
 from entrypoints.graphql.context import RequestContext
 from entrypoints.graphql.errors import unauthenticated
 
@@ -162,6 +163,11 @@ class AuthenticatedGraphQL(GraphQL[RequestContext, None]):
         except HTTPException as refusal:
             response = self._refused(request, refusal)
         await response(scope, receive, send)
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        # Our own page, whose scripts the service serves (ADR 0032), not Strawberry's, which
+        # loads them from a CDN.
+        return HTMLResponse(graphiql.page())
 
     def _refused(self, request: Request, refusal: HTTPException) -> Response:
         headers = refusal.headers if isinstance(refusal, Refusal) else {}
