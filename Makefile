@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3.12 || command -v p
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint bench clean graphiql-assets
+.PHONY: run test lint bench clean graphiql-assets api-doc
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "libingest needs Python 3.11+"'
@@ -57,6 +57,10 @@ test: lint graphiql-assets $(AUDIT)/node_modules/.package-lock.json
 $(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	touch $(VENV)/.installed $(VENV)/.installed-dev $@
+
+# docs/api.md from the served schema (tests/unit/test_api_doc.py fails when it is stale).
+api-doc: $(VENV)/.installed
+	$(BIN)/libingest api-doc > docs/api.md
 
 bench: $(VENV)/.installed-bench
 	$(BIN)/python -m bench

@@ -1,6 +1,6 @@
-"""The `libingest` command: serve, migrate, relay, reschedule, token. Exit codes: 0 ok, 2 bad
-usage or input, 69 a dependency unavailable (sysexits' EX_UNAVAILABLE: the database, the search
-index, ...; run it again once it is back), 1 anything unexpected."""
+"""The `libingest` command: the service and the tools to run it. Exit codes: 0 ok, 2 bad usage
+or input, 69 a dependency unavailable (sysexits' EX_UNAVAILABLE: the database, the search index,
+...; run it again once it is back), 1 anything unexpected."""
 
 from __future__ import annotations
 
@@ -38,9 +38,12 @@ def exit_code_for(error: BaseException) -> int | None:
     return None
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """Every subcommand, each with a one-line help that `libingest --help` lists."""
     parser = argparse.ArgumentParser(prog="libingest", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(
+        dest="command", required=True, title="commands", metavar="COMMAND"
+    )
     serve = commands.add_parser("serve", help="run the API (and its background work)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
@@ -54,6 +57,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     token = commands.add_parser("token", help="print a token for USER_ID (local use)")
     token.add_argument("user_id")
+    commands.add_parser(
+        "api-doc", help="print the GraphQL API's reference (docs/api.md) from the schema"
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
 
     try:
@@ -67,6 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_migrate())
         if args.command == "token":
             return _token(args.user_id)
+        if args.command == "api-doc":
+            return _api_doc()
         if args.command == "relay":
             return asyncio.run(_relay())
         if args.command == "reschedule":
@@ -145,6 +158,13 @@ async def _reschedule(*, include_unindexed: bool) -> int:
         print(f"{total} requests put back to 'requested'; a running relay dispatches them")
     finally:
         await container.shutdown_resources()  # type: ignore[misc]
+    return EXIT_OK
+
+
+def _api_doc() -> int:
+    from entrypoints.graphql.api_doc import render
+
+    sys.stdout.write(render())
     return EXIT_OK
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
@@ -28,6 +29,9 @@ _CREATED, _EXISTING, _REFUSED = "created", "existing", "refused"
 # from a partial index and never past $8 entries (CASE, unlike OR, guarantees that a NULL cap
 # counts nothing); the third branch answers such a refusal, unless the item is already there
 # (a re-add writes no job, so the cap does not apply to it).
+# A new item takes its title and artists from the catalogue cache when the cache knows its
+# album or track (one primary-key read; the relay writes them later otherwise), so the add
+# can answer them.
 _ADD = f"""
 WITH quota AS (
     SELECT CASE WHEN $8::integer IS NULL THEN true ELSE (
@@ -39,10 +43,19 @@ WITH quota AS (
     ) < $8 END AS open
 ), inserted AS (
     INSERT INTO library_items (id, user_id, kind, catalog_id, added_at, title, artist_names)
-    SELECT $1::uuid, $2::text, $3::text, $4::text, $5::timestamptz, $6::text, $7::text[]
-    FROM quota WHERE quota.open
+    SELECT $1::uuid, $2::text, $3::text, $4::text, $5::timestamptz,
+           COALESCE($6::text, known.title), COALESCE(known.artist_names, $7::text[])
+    FROM quota
+    LEFT JOIN (
+        SELECT title, artist_names FROM catalog_albums
+        WHERE $3::text = '{LibraryItemKind.ALBUM.value}' AND album_id = $4::text
+        UNION ALL
+        SELECT title, artist_names FROM catalog_tracks
+        WHERE $3::text = '{LibraryItemKind.TRACK.value}' AND track_id = $4::text
+    ) AS known ON $6::text IS NULL
+    WHERE quota.open
     ON CONFLICT ON CONSTRAINT uq_library_items_owner_item DO NOTHING
-    RETURNING id
+    RETURNING id, title, artist_names
 ), job AS (
     INSERT INTO scheduling_jobs
         (library_item_id, user_id, status, attempts, run_after, created_at, updated_at)
@@ -50,9 +63,9 @@ WITH quota AS (
     RETURNING library_item_id
 )
 SELECT '{_CREATED}' AS outcome, library_item_id AS id, NULL::timestamptz AS added_at,
-       NULL::text AS title, NULL::text[] AS artist_names,
+       inserted.title, inserted.artist_names,
        pg_notify('{SCHEDULING_CHANNEL}', library_item_id::text)::text AS woken
-FROM job
+FROM job JOIN inserted ON inserted.id = job.library_item_id
 UNION ALL
 SELECT '{_EXISTING}', id, added_at, title, artist_names, NULL
 FROM library_items
@@ -102,7 +115,12 @@ class PostgresLibraryAdditions:
                     )
                 return _existing(item.user_id, item.kind, item.catalog_id, row), False
         if row["outcome"] == _CREATED:
-            return item, True
+            if row["title"] is None:
+                return item, True
+            described = replace(
+                item, title=row["title"], artist_names=tuple(row["artist_names"] or ())
+            )
+            return described, True
         if row["outcome"] == _REFUSED and max_pending is not None:
             raise TooManyPendingAdds(max_pending)
         return _existing(item.user_id, item.kind, item.catalog_id, row), False

@@ -1,8 +1,10 @@
-"""Ingestion progress per library item: its job, and its tracks joined to the ISRC ledger."""
+"""Ingestion progress per library item: its job, and its tracks joined to the ISRC ledger; for
+an album still waiting for the relay, the tracks the catalogue cache lists for it."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 from sqlalchemy import bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
@@ -29,6 +31,29 @@ _PROGRESS = text(
 ).bindparams(bindparam("item_ids", type_=ARRAY(UUID(as_uuid=True))))
 
 
+# An album whose job is pending and which has no tracks linked yet (the relay has not reached
+# it) is counted from the catalogue cache when the cache holds the whole album: its tracks as
+# the album lists them, joined to the ledger as linked tracks are above, so a user sees what
+# the add will come to (and what other users' adds already indexed) before the relay runs.
+_PROGRESS_FROM_CACHE = text(
+    """
+    SELECT item.id,
+           count(listed.track_id) AS total,
+           count(*) FILTER (WHERE ledger.state IN ('requested', 'dispatched')) AS requested,
+           count(*) FILTER (WHERE ledger.state = 'indexed') AS indexed,
+           count(*) FILTER (WHERE track.track_id IS NOT NULL AND track.isrc IS NULL) AS skipped,
+           count(*) FILTER (WHERE ledger.state = 'failed') AS failed
+    FROM library_items AS item
+    JOIN catalog_albums AS album ON album.album_id = item.catalog_id AND album.complete
+    CROSS JOIN LATERAL unnest(album.track_ids) AS listed(track_id)
+    LEFT JOIN catalog_tracks AS track ON track.track_id = listed.track_id
+    LEFT JOIN isrc_ledger AS ledger ON ledger.isrc = track.isrc
+    WHERE item.id = ANY(:item_ids) AND item.kind = 'album'
+    GROUP BY item.id
+    """
+).bindparams(bindparam("item_ids", type_=ARRAY(UUID(as_uuid=True))))
+
+
 class PostgresProgressReader:
     def __init__(self, connection: AsyncConnection) -> None:
         self._connection = connection
@@ -50,4 +75,20 @@ class PostgresProgressReader:
                 tracks_failed=failed,
                 last_error=last_error,
             )
+        waiting = [
+            item_id
+            for item_id, known in progress.items()
+            if known.scheduling is SchedulingStatus.PENDING and known.tracks_total == 0
+        ]
+        if waiting:
+            cached = await self._connection.execute(_PROGRESS_FROM_CACHE, {"item_ids": waiting})
+            for item_id, total, requested, indexed, skipped, failed in cached:
+                progress[LibraryItemId(item_id)] = replace(
+                    progress[LibraryItemId(item_id)],
+                    tracks_total=total,
+                    tracks_requested=requested,
+                    tracks_indexed=indexed,
+                    tracks_skipped=skipped,
+                    tracks_failed=failed,
+                )
         return progress

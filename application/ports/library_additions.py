@@ -26,6 +26,10 @@ class LibraryAdditions(Protocol):
         as usual: it writes no job. Concurrent adds of one owner may each count before the
         others' jobs, so the owner may end up past the cap by their number of concurrent adds.
 
+        A new item given without a title may be stored with the title and artist names that a
+        catalogue cache beside the library already holds for it (a read, never a catalogue
+        call); the returned item then carries them.
+
         Returns the stored item (the existing one on a re-add, unchanged) and whether it was
         created now. Concurrent identical adds create exactly one item and one job. Raises
         StorageUnavailable when the database cannot be reached or is lost mid-write; nothing is

@@ -225,3 +225,35 @@ async def test_an_add_on_a_connection_the_server_ended_is_storage_unavailable_or
         assert await _count(engine, "library_items") == 1
     finally:
         await pool.close()
+
+
+async def test_a_new_item_takes_its_title_and_artists_from_the_catalogue_cache(
+    engine: AsyncEngine, session_pool: asyncpg.Pool
+) -> None:
+    async with engine.begin() as connection:
+        await connection.execute(
+            text(
+                "INSERT INTO catalog_albums (album_id, title, artist_names, fetched_at)"
+                " VALUES ('77', 'Cached Album', '{Ann,Bo}', now())"
+            )
+        )
+        await connection.execute(
+            text(
+                "INSERT INTO catalog_tracks (track_id, title, artist_names, fetched_at)"
+                " VALUES ('78', 'Cached Track', '{Cy}', now())"
+            )
+        )
+    additions = PostgresLibraryAdditions(session_pool)
+
+    album, _ = await additions.add(_item("alice", "77", T0))
+    track, _ = await additions.add(_item("alice", "78", T0, LibraryItemKind.TRACK))
+    unknown, _ = await additions.add(_item("alice", "79", T0))
+    # The album's id names no cached track: a track item of id 77 learns nothing from it.
+    other_kind, _ = await additions.add(_item("alice", "77", T0, LibraryItemKind.TRACK))
+    again, created = await additions.add(_item("alice", "77", T0))
+
+    assert (album.title, album.artist_names) == ("Cached Album", ("Ann", "Bo"))
+    assert (track.title, track.artist_names) == ("Cached Track", ("Cy",))
+    assert (unknown.title, unknown.artist_names) == (None, ())
+    assert (other_kind.title, other_kind.artist_names) == (None, ())
+    assert (again.id, again.title, created) == (album.id, "Cached Album", False)
