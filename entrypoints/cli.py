@@ -12,7 +12,8 @@ from collections.abc import Sequence
 
 from application.errors import DependencyUnavailable
 from domain.errors import DomainError
-from entrypoints.logging import configure_logging
+from entrypoints.logging import configure_logging, logs_as_json
+from entrypoints.server import PortInUse
 from entrypoints.settings import Settings
 
 EXIT_OK = 0
@@ -25,6 +26,7 @@ EXIT_UNAVAILABLE = os.EX_UNAVAILABLE  # 69
 # Either prints its message as one line; anything else is unexpected: a traceback and exit 1.
 EXIT_CODES: dict[type[BaseException], int] = {
     DomainError: EXIT_USAGE,
+    PortInUse: EXIT_USAGE,  # `serve` where a server already listens
     ValueError: EXIT_USAGE,
     DependencyUnavailable: EXIT_UNAVAILABLE,
 }
@@ -70,7 +72,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings()
         configure_logging(
-            level=settings.libingest_log_level, json=settings.libingest_log_format == "json"
+            level=settings.libingest_log_level,
+            json=logs_as_json(settings.libingest_log_format, sys.stdout, sys.stderr),
         )
         if args.command == "serve":
             return _serve(args.host, args.port, settings)
@@ -96,8 +99,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _serve(host: str, port: int, settings: Settings) -> int:
     from entrypoints.app import create_app
-    from entrypoints.server import serve
+    from entrypoints.server import refuse_a_taken_port, serve
 
+    refuse_a_taken_port(host, port)
+    if settings.metrics_port is not None:
+        refuse_a_taken_port(host, settings.metrics_port)
     serve(
         create_app(),
         host=host,

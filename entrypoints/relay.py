@@ -40,6 +40,7 @@ from application.use_cases.schedule_ingestion import (
     JobOutcome,
     ScheduleIngestion,
     ScheduleIngestionCommand,
+    ScheduleOutcomes,
 )
 from domain.fair_share import ALBUMS_PER_USER, TRACKS_PER_USER
 from domain.library import LibraryItemKind
@@ -47,6 +48,20 @@ from domain.values import LibraryItemId
 from entrypoints.local_queue import cancel_and_wait
 
 log = structlog.get_logger("libingest.relay")
+
+
+def log_failures(outcomes: ScheduleOutcomes) -> None:
+    """A WARNING with the reason for each job that failed for good (rare: one line each), and
+    one per reason for the jobs that will be retried (a batch fails together)."""
+    retrying: Counter[str] = Counter()
+    for item_id, outcome in outcomes.items():
+        reason = outcomes.reasons.get(item_id, "")
+        if outcome is JobOutcome.FAILED:
+            log.warning("relay.job.failed", library_item_id=str(item_id), reason=reason)
+        elif outcome is JobOutcome.RETRY:
+            retrying[reason] += 1
+    for reason, jobs in retrying.items():
+        log.warning("relay.batch.retrying", jobs=jobs, reason=reason)
 
 
 class Wakeups(Protocol):
@@ -196,8 +211,7 @@ class Relay:
             # One line per batch, not per job: logging was part of the per-job cost.
             counts = Counter(outcome.value for outcome in outcomes.values())
             log.info("relay.batch.ended", jobs=len(command.jobs), **counts)
-            if counts[JobOutcome.RETRY.value]:
-                log.warning("relay.batch.retrying", jobs=counts[JobOutcome.RETRY.value])
+            log_failures(outcomes)
         except asyncio.CancelledError:
             raise
         except Exception:

@@ -9,9 +9,11 @@ of the add's hot path; httptools is kept, with the byte count below (ADR 0022)."
 
 from __future__ import annotations
 
+import errno
 import socket
 from typing import Any
 
+import httpx
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
@@ -102,6 +104,46 @@ def server_config(
         log_config=None,  # our structlog configuration stays in charge
         timeout_graceful_shutdown=10,
     )
+
+
+class PortInUse(Exception):
+    """Something already listens where `libingest serve` would: said in one line, before
+    anything starts (the app's start would otherwise fail first, on the data directory's
+    Qdrant lock, with a traceback)."""
+
+    def __init__(self, host: str, port: int, *, libingest: bool) -> None:
+        if libingest:
+            message = (
+                f"already running on port {port} (http://{host}:{port}/healthz answers); "
+                "stop that one first, or serve on another --port"
+            )
+        else:
+            message = f"port {port} on {host} is taken by another program; choose another --port"
+        super().__init__(message)
+        self.port = port
+
+
+def refuse_a_taken_port(host: str, port: int) -> None:
+    """Raises PortInUse when `host:port` cannot be bound because something listens there."""
+    if port == 0:
+        return
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # As uvicorn binds: a port left in TIME_WAIT by a stopped server is free to take.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            if error.errno != errno.EADDRINUSE:
+                raise
+            raise PortInUse(host, port, libingest=_answers_as_libingest(host, port)) from None
+
+
+def _answers_as_libingest(host: str, port: int) -> bool:
+    try:
+        answer = httpx.get(f"http://{host}:{port}/healthz", timeout=1.0)
+        return answer.status_code == 200 and answer.json() == {"status": "ok"}
+    except (httpx.HTTPError, ValueError):
+        return False
 
 
 def serve(

@@ -15,7 +15,8 @@ class Settings(BaseSettings):
 
     libingest_data_dir: Path = Path("./.data")
     libingest_env: Literal["development", "production"] = "development"
-    libingest_log_format: Literal["json", "console"] = "json"
+    # auto: readable, coloured lines on a terminal, JSON lines otherwise (logging.py).
+    libingest_log_format: Literal["auto", "json", "console"] = "auto"
     libingest_log_level: str = "INFO"
 
     database_url: str | None = None

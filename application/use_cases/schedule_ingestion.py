@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -47,6 +47,15 @@ class JobOutcome(StrEnum):
     LOST_LEASE = "lost_lease"  # another worker owns the job now; stop without writing
     FAILED = "failed"  # permanent: the item is not in the catalogue
     RETRY = "retry"  # transient: the job runs again after a backoff
+
+
+class ScheduleOutcomes(dict[LibraryItemId, JobOutcome]):
+    """Every job's outcome, keyed by its item, and why, for the jobs that failed or will be
+    retried (the reason stored on the job, shown as the item's lastError)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reasons: dict[LibraryItemId, str] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +140,7 @@ class _Run:
     """One call's progress across its writes."""
 
     command: ScheduleIngestionCommand
-    outcomes: dict[LibraryItemId, JobOutcome] = field(default_factory=dict)
+    outcomes: ScheduleOutcomes = field(default_factory=ScheduleOutcomes)
     seen: set[Isrc] = field(default_factory=set)  # the ISRCs of every earlier write
     pending: _Batch = field(default_factory=_Batch)
     writes: int = 0
@@ -181,8 +190,8 @@ class ScheduleIngestion:
         self._clock = clock
         self._metrics = metrics
 
-    async def __call__(self, command: ScheduleIngestionCommand) -> dict[LibraryItemId, JobOutcome]:
-        """Every job's outcome, keyed by its item."""
+    async def __call__(self, command: ScheduleIngestionCommand) -> ScheduleOutcomes:
+        """Every job's outcome, keyed by its item, with the reasons of those that failed."""
         run = _Run(command)
         try:
             await self._schedule(run)
@@ -190,9 +199,11 @@ class ScheduleIngestion:
             # Transient or unknown, it is the same to the jobs: none is dropped. The jobs
             # already ended (failed, gone, lost, or done) are not touched again.
             unsettled = run.unsettled()
-            await self._retry_later(command, unsettled, reason=describe(error))
+            reason = describe(error)
+            await self._retry_later(command, unsettled, reason=reason)
             for job in unsettled:
                 run.outcomes[job.item_id] = JobOutcome.RETRY
+                run.outcomes.reasons[job.item_id] = reason
                 self._metrics.job_failed(permanent=False)
             if not isinstance(error, CatalogUnavailable | IndexUnavailable):
                 raise
@@ -313,13 +324,14 @@ class ScheduleIngestion:
         run: _Run,
         *,
         lost: Iterable[LibraryItemId],
-        failed: Iterable[LibraryItemId],
+        failed: Mapping[LibraryItemId, str],
         done: Iterable[LibraryItemId],
     ) -> None:
         for item_id in lost:
             run.outcomes[item_id] = JobOutcome.LOST_LEASE
-        for item_id in failed:
+        for item_id, reason in failed.items():
             run.outcomes[item_id] = JobOutcome.FAILED
+            run.outcomes.reasons[item_id] = reason
             self._metrics.job_failed(permanent=True)
         finished = self._clock.now()
         enqueued = {job.item_id: job.enqueued_at for job in run.command.jobs}

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -133,6 +133,7 @@ class World:
     schedule: ScheduleIngestion
     dispatches: list[DispatchReport]
     jobs: list[ClaimedJob]
+    reasons: dict[LibraryItemId, str] = field(default_factory=dict)  # the last run's
 
     def item_of(self, number: int) -> LibraryItemId:
         return self.jobs[number].item_id
@@ -149,6 +150,7 @@ class World:
         outcomes = await self.schedule(command)
         assert asyncio.all_tasks() <= before, asyncio.all_tasks() - before
         assert set(outcomes) == {job.item_id for job in command.jobs}
+        self.reasons = dict(outcomes.reasons)
         return [outcomes[job.item_id] for job in command.jobs]
 
     def claimed_again(self, jobs: Sequence[ClaimedJob] | None = None) -> None:
@@ -348,6 +350,7 @@ async def test_an_album_the_catalogue_does_not_know_fails_the_job_for_good() -> 
     assert (job.status, job.last_error) == ("failed", "album 777 is not in the catalogue")
     assert (w.store.links, w.index.calls, w.queue.sends) == ([], [], [])
     assert w.metrics.failed == [True]
+    assert w.reasons == {w.item_of(0): "album 777 is not in the catalogue"}
 
 
 async def test_an_unexpected_failure_of_the_stream_retries_the_job_and_is_raised() -> None:
@@ -489,6 +492,7 @@ async def test_an_unavailable_catalogue_retries_every_job_with_its_own_backoff()
     ]
     assert (w.store.links, w.store.ledger, w.queue.sends) == ([], {}, [])
     assert w.metrics.failed == [False] * 3
+    assert w.reasons == dict.fromkeys((job.item_id for job in w.jobs), "TIDAL answered 503")
 
 
 async def test_an_unexpected_failure_retries_every_job_and_is_raised() -> None:
