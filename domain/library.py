@@ -1,4 +1,5 @@
-"""The library item: one track or album that one user keeps, and what its ingestion looks like."""
+"""The library item: one track, album or playlist that one user keeps, and what its ingestion
+looks like."""
 
 from __future__ import annotations
 
@@ -7,12 +8,33 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
-from domain.values import CatalogId, LibraryItemId, UserId
+from domain.values import CatalogId, CatalogIdForm, LibraryItemId, UserId
 
 
 class LibraryItemKind(StrEnum):
     TRACK = "track"
     ALBUM = "album"
+    PLAYLIST = "playlist"
+
+    @property
+    def id_form(self) -> CatalogIdForm:
+        """The form of this kind's catalogue ids (ADR 0027)."""
+        return CatalogIdForm.UUID if self is LibraryItemKind.PLAYLIST else CatalogIdForm.DIGITS
+
+    @property
+    def is_paged(self) -> bool:
+        """Resolved as one job of many catalogue pages (ADR 0023), not by a track lookup."""
+        return self is not LibraryItemKind.TRACK
+
+    @property
+    def resyncs_on_readd(self) -> bool:
+        """Items of this kind change after they are added, so a re-add reads them again
+        (ADR 0029); the ledger keeps what is settled from being requested twice."""
+        return self is LibraryItemKind.PLAYLIST
+
+
+# The kinds resolved as one job of many pages: they share the relay's slots and one claim.
+PAGED_KINDS = frozenset(kind for kind in LibraryItemKind if kind.is_paged)
 
 
 class IngestionState(StrEnum):

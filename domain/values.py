@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import NewType
 
 from domain.errors import InvalidCatalogId, InvalidIsrc, InvalidLibraryItemId, InvalidUserId
@@ -14,6 +15,8 @@ from domain.errors import InvalidCatalogId, InvalidIsrc, InvalidLibraryItemId, I
 _ISRC = re.compile(r"[A-Z]{2}[A-Z0-9]{3}[0-9]{2}[0-9]{5}")
 _ISRC_SEPARATORS = str.maketrans("", "", "- ")
 _CATALOG_ID = re.compile(r"[0-9]{1,20}")
+# A playlist's id (ADR 0027): canonical 8-4-4-4-12 hexadecimal, stored in lower case.
+_CATALOG_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _USER_ID_MAX = 128
 # The form the API gives out (str(uuid.UUID)), hyphens optional. uuid.UUID alone is lax: it takes
 # '0x' prefixes, underscores, '+', stray braces and other scripts' digits, all through int(hex, 16).
@@ -56,22 +59,41 @@ class Isrc:
         return self.value
 
 
+class CatalogIdForm(StrEnum):
+    """The forms a TIDAL resource id takes here (ADR 0027); each kind of item sets its own.
+    Both are safe in a URL path as they are: digits, hexadecimal letters and hyphens."""
+
+    DIGITS = "digits"  # tracks and albums: 1 to 20 ASCII digits
+    UUID = "uuid"  # playlists: a UUID in canonical lower-case form
+
+    def matches(self, value: str) -> bool:
+        pattern = _CATALOG_ID if self is CatalogIdForm.DIGITS else _CATALOG_UUID
+        return pattern.fullmatch(value) is not None
+
+
 @dataclass(frozen=True, slots=True)
 class CatalogId:
-    """A TIDAL catalogue id: a string of 1 to 20 ASCII digits."""
+    """A TIDAL catalogue id in one of the forms of CatalogIdForm."""
 
     value: str
 
     def __post_init__(self) -> None:
-        if not isinstance(self.value, str) or not _CATALOG_ID.fullmatch(self.value):
+        if not isinstance(self.value, str) or not any(
+            form.matches(self.value) for form in CatalogIdForm
+        ):
             raise InvalidCatalogId(str(self.value))
 
     @classmethod
-    def parse(cls, raw: str) -> CatalogId:
+    def parse(cls, raw: str, form: CatalogIdForm = CatalogIdForm.DIGITS) -> CatalogId:
+        """A user's (or a document's) id in `form`: surrounding blanks stripped, a UUID's
+        upper case accepted and stored lower; raises InvalidCatalogId with the raw input."""
         if not isinstance(raw, str) or len(raw) > 64:
             raise InvalidCatalogId(str(raw))
         stripped = raw.strip()
-        if not _CATALOG_ID.fullmatch(stripped):
+        if form is CatalogIdForm.UUID:
+            # ASCII only: str.lower() maps some non-ASCII letters to ASCII ones.
+            stripped = stripped.lower() if stripped.isascii() else stripped
+        if not form.matches(stripped):
             raise InvalidCatalogId(raw)  # the caller's input, not our rewrite of it
         return cls(stripped)
 

@@ -41,6 +41,7 @@ from application.ports.clock import Clock
 from application.ports.track_index import IndexUnavailable
 from application.ports.unit_of_work import UnitOfWorkFactory
 from application.use_cases.add_album_to_library import AddAlbumToLibrary
+from application.use_cases.add_playlist_to_library import AddPlaylistToLibrary
 from application.use_cases.add_to_library import AddQuotas
 from application.use_cases.add_track_to_library import AddTrackToLibrary
 from application.use_cases.dispatch_pending import DispatchPending
@@ -241,6 +242,7 @@ class Container(containers.DeclarativeContainer):
         LibraryUseCases,
         add_track=providers.Factory(AddTrackToLibrary, library_additions, clock, add_quotas),
         add_album=providers.Factory(AddAlbumToLibrary, library_additions, clock, add_quotas),
+        add_playlist=providers.Factory(AddPlaylistToLibrary, library_additions, clock, add_quotas),
         remove=providers.Factory(RemoveFromLibrary, uow_factory),
         list_library=providers.Factory(ListLibrary, uow_factory),
         get_item=providers.Factory(GetLibraryItem, uow_factory),

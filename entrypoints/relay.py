@@ -1,5 +1,5 @@
-"""The outbox relay: claims scheduling jobs and runs ScheduleIngestion over them: each album job
-alone, the track jobs of one claim together (ADR 0023).
+"""The outbox relay: claims scheduling jobs and runs ScheduleIngestion over them: each album or
+playlist job alone, the track jobs of one claim together (ADRs 0023, 0029).
 
 It runs as an asyncio task in every API process (and alone as `libingest relay`). It wakes at
 once on the NOTIFY that an add's commit sends, and sweeps every `sweep_interval` seconds for
@@ -9,16 +9,16 @@ While a job runs, a heartbeat renews its lease every third of it, so the lease c
 killed process's jobs are taken over within one lease (15 s), and a page that takes long (TIDAL
 retries honouring Retry-After) never lets the lease run out under a live worker.
 
-Up to `concurrency` album jobs run at a time, each its own task, so that an album's first page
-is handled as soon as it arrives whatever else is going on; track jobs run in batches of at
+Up to `concurrency` album and playlist jobs run at a time, each its own task, so that its first
+page is handled as soon as it arrives whatever else is going on; track jobs run in batches of at
 most `batch_size`, one batch at a time. A single track costs next to nothing to schedule but
 its fixed per-job costs; batched, those are paid once per claim. Under load the batches grow by
 themselves: while a batch runs, due track jobs wait and the next claim takes them together.
 Idle, a batch is the one job that just arrived, so nothing waits for company.
 
 Claims share the work fairly between users (ADR 0028): round-robin between owners, and at most
-`albums_per_user` albums (`tracks_per_user` tracks) of one owner under way at once across every
-relay, so a user's flood leaves slots free for everyone else's first item."""
+`albums_per_user` albums and playlists together (`tracks_per_user` tracks) of one owner under way
+at once across every relay, so a user's flood leaves slots free for everyone else's first item."""
 
 from __future__ import annotations
 
@@ -34,6 +34,7 @@ import structlog
 
 from application.ports.clock import Clock
 from application.ports.metrics import SchedulingMetrics
+from application.ports.scheduling import ClaimedJob
 from application.ports.unit_of_work import UnitOfWorkFactory
 from application.use_cases.dispatch_pending import DispatchPending
 from application.use_cases.schedule_ingestion import (
@@ -43,7 +44,7 @@ from application.use_cases.schedule_ingestion import (
     ScheduleOutcomes,
 )
 from domain.fair_share import ALBUMS_PER_USER, TRACKS_PER_USER
-from domain.library import LibraryItemKind
+from domain.library import PAGED_KINDS, LibraryItemKind
 from domain.values import LibraryItemId
 from entrypoints.local_queue import cancel_and_wait
 
@@ -162,19 +163,21 @@ class Relay:
         free_batches = 1 - len(self._batches)
         if free_albums <= 0 and free_batches <= 0:
             return
-        albums, tracks = [], []
+        paged: list[ClaimedJob] = []
+        tracks: list[ClaimedJob] = []
         async with self._uow_factory() as uow:
             now = self._clock.now()
-            # Claimed by kind, so a claim never takes an album job it has no slot for, nor
-            # makes a track job wait behind albums; each kind shared fairly between users,
-            # with a cap on each user's items under way (ADR 0028).
+            # Claimed by kind, so a claim never takes an album or playlist job it has no slot
+            # for, nor makes a track job wait behind them; albums and playlists, both read
+            # page by page, share the slots and one claim, so each user's cap on items under
+            # way spans both (ADRs 0028, 0029); each claim shared fairly between users.
             if free_albums > 0:
-                albums = await uow.jobs.claim(
+                paged = await uow.jobs.claim(
                     worker=self.worker_id,
                     limit=free_albums,
                     lease=self._lease,
                     now=now,
-                    kind=LibraryItemKind.ALBUM,
+                    kinds=PAGED_KINDS,
                     per_user_cap=self._albums_per_user,
                 )
             if free_batches > 0:
@@ -183,13 +186,13 @@ class Relay:
                     limit=self._batch_size,
                     lease=self._lease,
                     now=now,
-                    kind=LibraryItemKind.TRACK,
+                    kinds=(LibraryItemKind.TRACK,),
                     per_user_cap=self._tracks_per_user,
                 )
             await uow.commit()
-        # An album is a batch of one job in a slot of its own, so that its first page is
-        # written as soon as it arrives whatever else runs; the track jobs are one batch.
-        for job in albums:
+        # An album or playlist is a batch of one job in a slot of its own, so that its first
+        # page is written as soon as it arrives whatever else runs; the track jobs are one batch.
+        for job in paged:
             self._start(ScheduleIngestionCommand((job,), self.worker_id, self._lease), self._albums)
         if tracks:
             command = ScheduleIngestionCommand(tuple(tracks), self.worker_id, self._lease)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from application.use_cases.add_album_to_library import AddAlbumToLibrary
+from application.use_cases.add_playlist_to_library import AddPlaylistToLibrary
 from application.use_cases.add_track_to_library import AddTrackToLibrary
 from application.use_cases.get_ingestion_progress import GetIngestionProgress
 from application.use_cases.get_library_item import GetLibraryItem
@@ -17,6 +18,7 @@ from application.use_cases.search_tracks import SearchTracks
 class LibraryUseCases:
     add_track: AddTrackToLibrary
     add_album: AddAlbumToLibrary
+    add_playlist: AddPlaylistToLibrary
     remove: RemoveFromLibrary
     list_library: ListLibrary
     get_item: GetLibraryItem

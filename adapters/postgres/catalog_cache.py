@@ -19,7 +19,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from adapters.clock import SystemClock
 from adapters.postgres.catalog_tables import catalog_albums, catalog_tracks
 from adapters.postgres.database import disposable_transaction
-from application.ports.catalog import AlbumPage, Catalog, CatalogAlbum, CatalogTrack
+from application.ports.catalog import (
+    AlbumPage,
+    Catalog,
+    CatalogAlbum,
+    CatalogTrack,
+    PlaylistPage,
+)
 from application.ports.clock import Clock
 from domain.values import CatalogId, Isrc
 
@@ -67,6 +73,9 @@ class CachingCatalog:
       business, not the cache's. A stream that stops early (the consumer
       leaves, or the inner catalogue fails) leaves the album incomplete, so the next resolution
       asks the inner catalogue again.
+    - `playlist_pages`: always the inner catalogue's pages, since a playlist changes and a
+      re-sync must see it as it is now (ADR 0029); each page's tracks are stored before it is
+      yielded, so the worker's lookups of them cost no call.
     - `track` and `tracks`: fresh cached tracks are answered from the table; the others are asked
       of the inner catalogue (one batch call for `tracks`) and stored.
 
@@ -139,6 +148,23 @@ class CachingCatalog:
             close = getattr(pages, "aclose", None)
             if close is not None:
                 await close()
+
+    async def playlist_pages(self, playlist_id: CatalogId) -> AsyncIterator[PlaylistPage]:
+        pages = self._inner.playlist_pages(playlist_id)
+        try:
+            async for page in pages:
+                await self._store(self._tracks_writer(page.tracks))
+                yield page
+        finally:
+            close = getattr(pages, "aclose", None)
+            if close is not None:
+                await close()
+
+    def _tracks_writer(self, tracks: Sequence[CatalogTrack]) -> _Write:
+        async def write(connection: AsyncConnection) -> None:
+            await self._write_tracks(connection, tracks)
+
+        return write
 
     # -- albums -------------------------------------------------------------------------------
 

@@ -32,6 +32,10 @@ _CREATED, _EXISTING, _REFUSED = "created", "existing", "refused"
 # A new item takes its title and artists from the catalogue cache when the cache knows its
 # album or track (one primary-key read; the relay writes them later otherwise), so the add
 # can answer them.
+# A re-add of a kind that changes ($9, `LibraryItemKind.resyncs_on_readd`: playlists) whose job
+# has ended puts the job back to pending and unlinks the item's tracks, so the relay reads the
+# item again (ADR 0029); only while the cap is open, and never a job still pending, which will
+# read the item as it is anyway. Data-modifying CTEs run whether or not they are referenced.
 _ADD = f"""
 WITH quota AS (
     SELECT CASE WHEN $8::integer IS NULL THEN true ELSE (
@@ -61,13 +65,25 @@ WITH quota AS (
         (library_item_id, user_id, status, attempts, run_after, created_at, updated_at)
     SELECT id, $2, '{SchedulingStatus.PENDING.value}', 0, $5, $5, $5 FROM inserted
     RETURNING library_item_id
+), resynced AS (
+    UPDATE scheduling_jobs AS job
+    SET status = '{SchedulingStatus.PENDING.value}', attempts = 0, last_error = NULL,
+        run_after = $5, updated_at = $5, locked_by = NULL, locked_until = NULL
+    FROM library_items AS item, quota
+    WHERE $9::boolean AND quota.open
+      AND item.user_id = $2 AND item.kind = $3 AND item.catalog_id = $4
+      AND job.library_item_id = item.id AND job.status <> '{SchedulingStatus.PENDING.value}'
+    RETURNING job.library_item_id
+), unlinked AS (
+    DELETE FROM item_tracks WHERE library_item_id IN (SELECT library_item_id FROM resynced)
 )
 SELECT '{_CREATED}' AS outcome, library_item_id AS id, NULL::timestamptz AS added_at,
        inserted.title, inserted.artist_names,
        pg_notify('{SCHEDULING_CHANNEL}', library_item_id::text)::text AS woken
 FROM job JOIN inserted ON inserted.id = job.library_item_id
 UNION ALL
-SELECT '{_EXISTING}', id, added_at, title, artist_names, NULL
+SELECT '{_EXISTING}', id, added_at, title, artist_names,
+       (SELECT pg_notify('{SCHEDULING_CHANNEL}', library_item_id::text) FROM resynced)::text
 FROM library_items
 WHERE user_id = $2 AND kind = $3 AND catalog_id = $4 AND NOT EXISTS (SELECT FROM inserted)
 UNION ALL
@@ -103,6 +119,7 @@ class PostgresLibraryAdditions:
                 item.title,
                 list(item.artist_names),
                 max_pending,
+                item.kind.resyncs_on_readd,
             )
             if row is None:
                 # Lost the race to a concurrent add committed after this statement's snapshot.

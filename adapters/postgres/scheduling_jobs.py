@@ -3,11 +3,11 @@ FOR UPDATE SKIP LOCKED."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import any_, bindparam, select, text
-from sqlalchemy.dialects.postgresql import ARRAY, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, TEXT, UUID
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import TextClause
 
@@ -23,14 +23,14 @@ from domain.values import LibraryItemId
 
 def _claim(*, of_kind: bool) -> TextClause:
     """The fair claim of ADR 0028, which answers exactly as `domain.fair_share.claim_order`:
-    each due job's turn is its owner's jobs under way (of the kind claimed) plus its place
+    each due job's turn is its owner's jobs under way (of the kinds claimed) plus its place
     among the owner's due jobs in arrival order; jobs whose turn reaches the cap stay; the rest
     go lowest turn first, then oldest, then by item id. Claimers take turns through an advisory
     lock (`_CLAIMS_ONE_AT_A_TIME`, run before this statement, so its snapshot sees the claims
     committed before it): two claims counting the same jobs under way could pass the cap."""
     # Only the jobs are locked (SKIP LOCKED), never their items: locking an item too would
     # make the claim wait behind a remove.
-    kind_filter = "AND item.kind = :kind" if of_kind else ""
+    kind_filter = "AND item.kind = ANY(:kinds)" if of_kind else ""
     return text(
         f"""
         WITH due AS (
@@ -81,7 +81,7 @@ def _claim(*, of_kind: bool) -> TextClause:
 # Any constant both claimers agree on; transaction-scoped, so a commit (or rollback) frees it.
 _CLAIMS_ONE_AT_A_TIME = text("SELECT pg_advisory_xact_lock(7202812028)")
 _CLAIM = _claim(of_kind=False)
-_CLAIM_OF_KIND = _claim(of_kind=True)
+_CLAIM_OF_KIND = _claim(of_kind=True).bindparams(bindparam("kinds", type_=ARRAY(TEXT)))
 
 _ITEM_IDS = bindparam("item_ids", type_=ARRAY(UUID(as_uuid=True)))
 
@@ -142,7 +142,7 @@ class PostgresSchedulingJobs:
         limit: int,
         lease: timedelta,
         now: datetime,
-        kind: LibraryItemKind | None = None,
+        kinds: Collection[LibraryItemKind] | None = None,
         per_user_cap: int | None = None,
     ) -> list[ClaimedJob]:
         parameters = {
@@ -153,11 +153,11 @@ class PostgresSchedulingJobs:
             "per_user_cap": per_user_cap,
         }
         await self._connection.execute(_CLAIMS_ONE_AT_A_TIME)
-        if kind is None:
+        if kinds is None:
             rows = await self._connection.execute(_CLAIM, parameters)
         else:
             rows = await self._connection.execute(
-                _CLAIM_OF_KIND, {**parameters, "kind": kind.value}
+                _CLAIM_OF_KIND, {**parameters, "kinds": sorted(kind.value for kind in kinds)}
             )
         return [
             ClaimedJob(item_id=LibraryItemId(item_id), attempts=attempts, enqueued_at=created)

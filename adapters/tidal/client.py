@@ -1,13 +1,14 @@
 """The Catalog port over TIDAL's v2 JSON:API (https://openapi.tidal.com/v2).
 
-An album costs ceil(N/20) calls: `GET /albums/{id}?include=items,...` brings the first 20 items
-with their tracks (ISRCs included), and each `links.next` brings 20 more once `include` is added
-back, since TIDAL's own next link drops it. Tracks that a page lists but does not include are
-fetched with `GET /tracks?filter[id]=` in batches of at most 20 and matched by id.
+An album or a playlist costs ceil(N/20) calls: `GET /albums/{id}?include=items,...` (or
+`/playlists/{id}`) brings the first 20 items with their tracks (ISRCs included), and each
+`links.next` brings 20 more once `include` is added back, since TIDAL's own next link drops it.
+Tracks that a page lists but does not include are fetched with `GET /tracks?filter[id]=` in
+batches of at most 20 and matched by id.
 
-This is the one place that reads an album's pages ahead of its consumer (ADR 0023): TIDAL is
-where the wait is (a response, a turn at the shared pace), so the next page is on its way while
-the consumer (the catalogue cache's write, the scheduler's write) handles this one.
+This is the one place that reads pages ahead of their consumer (ADR 0023): TIDAL is where the
+wait is (a response, a turn at the shared pace), so the next page is on its way while the
+consumer (the catalogue cache's write, the scheduler's write) handles this one.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ import asyncio
 import contextlib
 import math
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import httpx
 import stamina
@@ -28,27 +29,32 @@ from adapters.tidal.auth import ClientCredentials, ClientCredentialsTokens, Toke
 from adapters.tidal.pace import Pace, TokenBucketPace, retry_after_seconds
 from adapters.tidal.parsing import (
     ALBUM_TYPE,
+    PLAYLIST_TYPE,
     TRACK_TYPE,
     ItemRef,
     JsonObject,
     MalformedDocument,
     ResourceIndex,
-    album_items,
+    embedded_items,
     error_summaries,
     index_of,
     item_refs,
     next_link,
     parse_album,
     parse_json_api,
+    parse_playlist,
     parse_track,
     resource_list,
     single_resource,
 )
 from application.ports.catalog import (
     AlbumPage,
+    CatalogAlbum,
     CatalogItemNotFound,
+    CatalogPlaylist,
     CatalogTrack,
     CatalogUnavailable,
+    PlaylistPage,
 )
 from domain.ingestion import chunked
 from domain.values import CatalogId
@@ -65,12 +71,52 @@ _ALBUM_INCLUDE = "items,items.artists,artists"
 _ITEMS_INCLUDE = "items,items.artists"
 _TRACK_INCLUDE = "artists,albums"
 _BATCH_INCLUDE = "artists"
-# A cursor chain longer than this is a server loop, not an album (500 tracks = 25 pages).
+# A cursor chain longer than this is a server loop, not an album or a playlist (1,000 pages are
+# 20,000 items).
 _MAX_PAGES = 1_000
 # Pages fetched ahead of the consumer. The consumer's handling of a page is short next to a TIDAL
 # response, so the buffer fills only while it writes; bounded, so that a consumer that stops (a
 # lost lease, a failure) has not asked TIDAL for much it will not use.
 READ_AHEAD_PAGES = 4
+
+
+_Header = TypeVar("_Header", CatalogAlbum, CatalogPlaylist)
+_Page = TypeVar("_Page", AlbumPage, PlaylistPage)
+
+
+@dataclass(frozen=True, slots=True)
+class _PagedKind(Generic[_Header, _Page]):
+    """A resource whose items come in pages of 20 (albums, playlists): where to read it, and
+    how its header and pages are made."""
+
+    name: str  # what CatalogItemNotFound calls it
+    path: str  # the collection's path: /albums, /playlists
+    resource_type: str
+    include: str  # on the resource; the items endpoint takes _ITEMS_INCLUDE
+    header: Callable[[JsonObject, ResourceIndex], _Header]
+    page: Callable[[_Header, tuple[CatalogTrack, ...], int, bool], _Page]
+    # Album items say where each track sits on the album; a playlist's items do not.
+    positions_on_album: bool
+
+
+_ALBUMS: _PagedKind[CatalogAlbum, AlbumPage] = _PagedKind(
+    name="album",
+    path="/albums",
+    resource_type=ALBUM_TYPE,
+    include=_ALBUM_INCLUDE,
+    header=parse_album,
+    page=lambda album, tracks, skipped, last: AlbumPage(album, tracks, skipped, last),
+    positions_on_album=True,
+)
+_PLAYLISTS: _PagedKind[CatalogPlaylist, PlaylistPage] = _PagedKind(
+    name="playlist",
+    path="/playlists",
+    resource_type=PLAYLIST_TYPE,
+    include=_ITEMS_INCLUDE,
+    header=lambda resource, _: parse_playlist(resource),
+    page=lambda playlist, tracks, skipped, last: PlaylistPage(playlist, tracks, skipped, last),
+    positions_on_album=False,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,47 +237,56 @@ class TidalCatalog:
         """The album's pages, read up to READ_AHEAD_PAGES ahead of the consumer by a task of
         their own. A failure reaches the consumer after the pages before it; closing the stream
         stops the reading (and any turn at the pace being taken) before `aclose` returns."""
-        pages = _read_ahead(self._album_pages(album_id), READ_AHEAD_PAGES)
+        pages = _read_ahead(self._pages(_ALBUMS, album_id), READ_AHEAD_PAGES)
         try:
             async for page in pages:
                 yield page
         finally:
             await pages.aclose()
 
-    async def _album_pages(self, album_id: CatalogId) -> AsyncGenerator[AlbumPage, None]:
-        aid = str(album_id)
-        missing = ("album", aid)
+    async def playlist_pages(self, playlist_id: CatalogId) -> AsyncIterator[PlaylistPage]:
+        """The playlist's pages, read ahead exactly as an album's are."""
+        pages = _read_ahead(self._pages(_PLAYLISTS, playlist_id), READ_AHEAD_PAGES)
+        try:
+            async for page in pages:
+                yield page
+        finally:
+            await pages.aclose()
+
+    async def _pages(
+        self, kind: _PagedKind[_Header, _Page], item_id: CatalogId
+    ) -> AsyncGenerator[_Page, None]:
+        iid = str(item_id)
+        missing = (kind.name, iid)
         document = await self._get(
-            self._url(f"/albums/{aid}", {"include": _ALBUM_INCLUDE}), missing=missing
+            self._url(f"{kind.path}/{iid}", {"include": kind.include}), missing=missing
         )
         with _malformed_is_unavailable():
             index = index_of(document)
-            album_resource = single_resource(document, ALBUM_TYPE, aid)
-            album = parse_album(album_resource, index)
-            first_page = album_items(album_resource)
+            resource = single_resource(document, kind.resource_type, iid)
+            header = kind.header(resource, index)
+            first_page = embedded_items(resource)
         if first_page is None:
             # The relationship came without data: read the items from their own endpoint.
             document = await self._get(
-                self._url(f"/albums/{aid}/relationships/items", {"include": _ITEMS_INCLUDE}),
+                self._url(f"{kind.path}/{iid}/relationships/items", {"include": _ITEMS_INCLUDE}),
                 missing=missing,
             )
             index, refs, link = self._items_page(document)
         else:
             refs, link = first_page
         followed: set[str] = set()
-        # The pages still to follow, by the album's own count of items (TIDAL pages by 20).
-        expected_follow_ups = max(0, math.ceil((album.number_of_items or 0) / BATCH_SIZE) - 1)
+        # The pages still to follow, by the item's own count of items (TIDAL pages by 20).
+        expected_follow_ups = max(0, math.ceil((header.number_of_items or 0) / BATCH_SIZE) - 1)
         permit: asyncio.Task[None] | None = None
         try:
             while True:
-                tracks, skipped = await self._page_tracks(refs, index, album_id)
-                yield AlbumPage(
-                    album=album, tracks=tracks, skipped_items=skipped, is_last=link is None
-                )
+                tracks, skipped = await self._page_tracks(kind, refs, index, item_id)
+                yield kind.page(header, tracks, skipped, link is None)
                 if link is None:
                     return
                 if link in followed or len(followed) >= _MAX_PAGES:
-                    raise CatalogUnavailable(f"the items of album {aid} page in a loop")
+                    raise CatalogUnavailable(f"the items of {kind.name} {iid} page in a loop")
                 followed.add(link)
                 this_permit, permit = permit, None
                 request = self._get(
@@ -240,7 +295,7 @@ class TidalCatalog:
                 if len(followed) < expected_follow_ups:
                     # The next page's turn at the pace is taken while this page is in flight,
                     # not after it arrives: a shared pace costs a database transaction, on
-                    # the path of every page otherwise (bench/). Only when the album says
+                    # the path of every page otherwise (bench/). Only when the item says
                     # there is a next page, so that no turn is taken for nothing.
                     permit = asyncio.create_task(self._pace.acquire())
                 document = await request
@@ -250,7 +305,7 @@ class TidalCatalog:
                 permit.cancel()
                 await asyncio.wait([permit])
 
-    # -- album pages --------------------------------------------------------------------------
+    # -- pages of items --------------------------------------------------------------------------
 
     @staticmethod
     def _items_page(document: JsonObject) -> tuple[ResourceIndex, list[ItemRef], str | None]:
@@ -262,31 +317,36 @@ class TidalCatalog:
             )
 
     async def _page_tracks(
-        self, refs: Sequence[ItemRef], index: ResourceIndex, album_id: CatalogId
+        self,
+        kind: _PagedKind[_Header, _Page],
+        refs: Sequence[ItemRef],
+        index: ResourceIndex,
+        item_id: CatalogId,
     ) -> tuple[tuple[CatalogTrack, ...], int]:
         """The page's tracks in item order, and how many items were skipped: videos (and any
         other non-track type), plus tracks TIDAL could not give even by id."""
+        names = {f"{kind.name}_id": str(item_id)}
         track_refs = [ref for ref in refs if ref.is_track]
         skipped = len(refs) - len(track_refs)
         if skipped:
-            logger.info("tidal.album_items_skipped", album_id=str(album_id), non_tracks=skipped)
+            logger.info(f"tidal.{kind.name}_items_skipped", **names, non_tracks=skipped)
         absent = [ref.id for ref in track_refs if index.get(TRACK_TYPE, ref.id) is None]
         if absent:
-            logger.info(
-                "tidal.album_tracks_not_included", album_id=str(album_id), count=len(absent)
-            )
+            logger.info(f"tidal.{kind.name}_tracks_not_included", **names, count=len(absent))
             index.add(await self._lookup_resources(absent))
         tracks = []
         with _malformed_is_unavailable():
             for ref in track_refs:
                 resource = index.get(TRACK_TYPE, ref.id)
                 if resource is None:
-                    logger.warning(
-                        "tidal.album_track_unresolved", album_id=str(album_id), track_id=ref.id
-                    )
+                    logger.warning(f"tidal.{kind.name}_track_unresolved", **names, track_id=ref.id)
                     skipped += 1
                     continue
-                tracks.append(parse_track(resource, index, album_id=album_id, position=ref))
+                if kind.positions_on_album:
+                    track = parse_track(resource, index, album_id=item_id, position=ref)
+                else:
+                    track = parse_track(resource, index)
+                tracks.append(track)
         return tuple(tracks), skipped
 
     # -- batch lookups ------------------------------------------------------------------------
@@ -469,14 +529,12 @@ def _error_details(response: httpx.Response) -> str:
         return ""
 
 
-async def _read_ahead(
-    pages: AsyncGenerator[AlbumPage, None], size: int
-) -> AsyncGenerator[AlbumPage, None]:
+async def _read_ahead(pages: AsyncGenerator[_Page, None], size: int) -> AsyncGenerator[_Page, None]:
     """`pages`, consumed by a task of their own up to `size` pages ahead of the caller. The
     exception that ends `pages` is raised to the caller in order, after the pages before it.
     However the caller leaves (the end, an error, `aclose`, cancellation), the task is
     cancelled and awaited, and `pages` closed inside it, before this generator finishes."""
-    buffer: asyncio.Queue[AlbumPage | Exception | None] = asyncio.Queue(maxsize=size)
+    buffer: asyncio.Queue[_Page | Exception | None] = asyncio.Queue(maxsize=size)
 
     async def fill() -> None:
         try:

@@ -14,15 +14,16 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from application.ports.catalog import CatalogAlbum, CatalogTrack
+from application.ports.catalog import CatalogAlbum, CatalogPlaylist, CatalogTrack
 from domain.errors import InvalidCatalogId, InvalidIsrc
-from domain.values import CatalogId, Isrc
+from domain.values import CatalogId, CatalogIdForm, Isrc
 
 JsonObject = dict[str, Any]
 
 TRACK_TYPE = "tracks"
 ARTIST_TYPE = "artists"
 ALBUM_TYPE = "albums"
+PLAYLIST_TYPE = "playlists"
 
 _DURATION = re.compile(
     r"P(?:(?P<days>\d+)D)?(?:T(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?"
@@ -120,11 +121,11 @@ def index_of(document: JsonObject) -> ResourceIndex:
     return ResourceIndex(document.get("included", []))
 
 
-def catalog_id(raw: object, what: str) -> CatalogId:
+def catalog_id(raw: object, what: str, form: CatalogIdForm = CatalogIdForm.DIGITS) -> CatalogId:
     if not isinstance(raw, str):
         raise MalformedDocument(f"{what} has no string id")
     try:
-        return CatalogId.parse(raw)
+        return CatalogId.parse(raw, form)
     except InvalidCatalogId as error:
         raise MalformedDocument(f"{what} id is not a catalogue id: {raw[:40]!r}") from error
 
@@ -225,6 +226,22 @@ def parse_album(resource: Mapping[str, Any], index: ResourceIndex) -> CatalogAlb
     )
 
 
+def parse_playlist(resource: Mapping[str, Any]) -> CatalogPlaylist:
+    """A `playlists` resource -> CatalogPlaylist. TIDAL names a playlist with `name` (required
+    by its schema), where albums and tracks have `title`."""
+    if resource.get("type") != PLAYLIST_TYPE:
+        raise MalformedDocument(f"expected a playlist, got {str(resource.get('type'))[:40]!r}")
+    attributes = _attributes(resource)
+    name = attributes.get("name")
+    if not isinstance(name, str):
+        raise MalformedDocument(f"playlist {resource.get('id')} has no name")
+    return CatalogPlaylist(
+        catalog_id=catalog_id(resource.get("id"), "playlist", CatalogIdForm.UUID),
+        title=name,
+        number_of_items=_optional_int(attributes.get("numberOfItems")),
+    )
+
+
 def single_resource(document: JsonObject, kind: str, resource_id: str) -> JsonObject:
     """The primary resource of `GET /{kind}/{id}`. Also accepts the collection form
     `GET /{kind}?filter[id]=` (data is an array), picking the resource by id, not position."""
@@ -280,11 +297,11 @@ def next_link(links: object) -> str | None:
     return link if isinstance(link, str) and link else None
 
 
-def album_items(album: Mapping[str, Any]) -> tuple[list[ItemRef], str | None] | None:
-    """The first items page embedded in an album fetched with include=items: its identifiers and
-    the relationship's own `links.next`. None when the relationship carries no data (items not
-    included), so the caller fetches the items endpoint instead."""
-    relationships = album.get("relationships")
+def embedded_items(resource: Mapping[str, Any]) -> tuple[list[ItemRef], str | None] | None:
+    """The first items page embedded in an album or a playlist fetched with include=items: its
+    identifiers and the relationship's own `links.next`. None when the relationship carries no
+    data (items not included), so the caller fetches the items endpoint instead."""
+    relationships = resource.get("relationships")
     items = relationships.get("items") if isinstance(relationships, dict) else None
     if not isinstance(items, dict) or "data" not in items:
         return None

@@ -19,6 +19,14 @@ Sample albums (catalogue ids):
   9 has one that is not valid.
 - `900000500` "Sample Single": one track.
 
+Sample playlist (a UUID, as TIDAL's playlist ids are), whose items are the sample albums' tracks,
+so its file holds the playlist alone:
+
+- `5a3b1e00-0000-4000-8000-000000000001` "Sample Playlist: 42 Tracks, a Video and Repeats": 43
+  items on three pages: album `900000300`'s twelve items (its video and its repeated ISRC
+  included), album `900000400`'s ten tracks (three without a usable ISRC), the first twenty of
+  `396698918`, and `900000301` once more at the end.
+
 Track ids are the album id plus the track's position (1-based).
 """
 
@@ -39,6 +47,7 @@ from adapters.tidal.pace import Unpaced
 SAMPLE_BASE_URL = "https://sample-catalogue.invalid/v2"
 SAMPLE_AUTH_URL = "https://sample-catalogue.invalid/v1/oauth2/token"
 SAMPLE_ALBUM_IDS = ("396698918", "900000100", "900000300", "900000400", "900000500")
+SAMPLE_PLAYLIST_IDS = ("5a3b1e00-0000-4000-8000-000000000001",)
 _PAGE_SIZE = 20
 _JSON_API = "application/vnd.api+json"
 
@@ -62,25 +71,33 @@ def _sample_documents() -> Mapping[str, Mapping[str, Any]]:
     documents = {}
     for album_id in SAMPLE_ALBUM_IDS:
         documents[album_id] = json.loads((folder / f"album-{album_id}.json").read_text("utf-8"))
+    for playlist_id in SAMPLE_PLAYLIST_IDS:
+        documents[playlist_id] = json.loads(
+            (folder / f"playlist-{playlist_id}.json").read_text("utf-8")
+        )
     return documents
 
 
 class _SampleData:
-    """Albums, their items, and every included resource, indexed once."""
+    """Albums and playlists, their items, and every included resource, indexed once."""
 
     def __init__(self, documents: Mapping[str, Mapping[str, Any]]) -> None:
         self.albums: dict[str, Mapping[str, Any]] = {}
-        self.items: dict[str, list[Any]] = {}
+        self.playlists: dict[str, Mapping[str, Any]] = {}
+        self.items: dict[str, list[Any]] = {}  # by album or playlist id
         self.resources: dict[tuple[str, str], Mapping[str, Any]] = {}
         self.album_of: dict[str, str] = {}
-        for album_id, document in documents.items():
-            album = document["data"]
-            self.albums[album_id] = album
-            self.items[album_id] = album["relationships"]["items"]["data"]
-            for resource in document["included"]:
-                self.resources[(resource["type"], resource["id"])] = resource
-            for item in self.items[album_id]:
-                self.album_of[item["id"]] = album_id
+        for resource_id, document in documents.items():
+            resource = document["data"]
+            self.items[resource_id] = resource["relationships"]["items"]["data"]
+            if resource["type"] == "playlists":
+                self.playlists[resource_id] = resource
+                continue
+            self.albums[resource_id] = resource
+            for included in document["included"]:
+                self.resources[(included["type"], included["id"])] = included
+            for item in self.items[resource_id]:
+                self.album_of[item["id"]] = resource_id
 
 
 class SampleTidalTransport(httpx.AsyncBaseTransport):
@@ -106,10 +123,14 @@ class SampleTidalTransport(httpx.AsyncBaseTransport):
                 return self._tracks(ids, country)
             case ["albums", album_id] if album_id in self._data.albums:
                 return self._album(album_id, country)
-            case ["albums", album_id, "relationships", "items"] if album_id in self._data.albums:
+            case ["playlists", playlist_id] if playlist_id in self._data.playlists:
+                return self._playlist(playlist_id, country)
+            case [("albums" | "playlists") as kind, resource_id, "relationships", "items"] if (
+                resource_id in self._data.items
+            ):
                 offset = params.get("page[cursor]", "0")
                 start = int(offset) if offset.isdigit() else 0
-                return self._items_page(album_id, start, country)
+                return self._items_page(kind, resource_id, start, country)
         return _document({"errors": [{"code": "NOT_FOUND", "detail": "not in the sample"}]}, 404)
 
     def _track(self, track_id: str, country: str) -> httpx.Response:
@@ -144,7 +165,7 @@ class SampleTidalTransport(httpx.AsyncBaseTransport):
         # handling of it runs here as well.
         relationships["items"] = {
             "data": first,
-            "links": self._links(album_id, 0, {"countryCode": country}),
+            "links": self._links("albums", album_id, 0, {"countryCode": country}),
         }
         album["relationships"] = relationships
         album_artists = [
@@ -159,13 +180,30 @@ class SampleTidalTransport(httpx.AsyncBaseTransport):
             }
         )
 
-    def _items_page(self, album_id: str, start: int, country: str) -> httpx.Response:
-        page = self._data.items[album_id][start : start + _PAGE_SIZE]
+    def _playlist(self, playlist_id: str, country: str) -> httpx.Response:
+        playlist = dict(self._data.playlists[playlist_id])
+        first = self._data.items[playlist_id][:_PAGE_SIZE]
+        playlist["relationships"] = {
+            "items": {
+                "data": first,
+                "links": self._links("playlists", playlist_id, 0, {"countryCode": country}),
+            }
+        }
+        return _document(
+            {
+                "data": playlist,
+                "included": self._included_for(first),
+                "links": {"self": f"/playlists/{playlist_id}?countryCode={country}"},
+            }
+        )
+
+    def _items_page(self, kind: str, resource_id: str, start: int, country: str) -> httpx.Response:
+        page = self._data.items[resource_id][start : start + _PAGE_SIZE]
         return _document(
             {
                 "data": page,
                 "included": self._included_for(page),
-                "links": self._links(album_id, start, {"countryCode": country}),
+                "links": self._links(kind, resource_id, start, {"countryCode": country}),
             }
         )
 
@@ -190,11 +228,13 @@ class SampleTidalTransport(httpx.AsyncBaseTransport):
         }
         return {**track, "relationships": relationships}
 
-    def _links(self, album_id: str, start: int, params: Mapping[str, str]) -> dict[str, Any]:
-        path = f"/albums/{album_id}/relationships/items"
+    def _links(
+        self, kind: str, resource_id: str, start: int, params: Mapping[str, str]
+    ) -> dict[str, Any]:
+        path = f"/{kind}/{resource_id}/relationships/items"
         links: dict[str, Any] = {"self": f"{path}?{urlencode(params)}"}
         following = start + _PAGE_SIZE
-        if following < len(self._data.items[album_id]):
+        if following < len(self._data.items[resource_id]):
             cursor = str(following)
             links["next"] = f"{path}?{urlencode({**params, 'page[cursor]': cursor})}"
             links["meta"] = {"nextCursor": cursor}

@@ -1,4 +1,5 @@
-"""The music catalogue (TIDAL): tracks with their ISRCs, albums as a stream of pages."""
+"""The music catalogue (TIDAL): tracks with their ISRCs, albums and playlists as streams of
+pages."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from domain.values import CatalogId, Isrc
 
 
 class CatalogItemNotFound(DomainError):
-    """The track or album does not exist (in this country). Permanent: do not retry."""
+    """The track, album or playlist does not exist (in this country, or for this client).
+    Permanent: do not retry."""
 
     def __init__(self, kind: str, catalog_id: str) -> None:
         super().__init__(f"{kind} {catalog_id} is not in the catalogue")
@@ -57,6 +59,26 @@ class AlbumPage:
     is_last: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class CatalogPlaylist:
+    catalog_id: CatalogId  # a UUID (ADR 0027)
+    title: str  # TIDAL's `name`
+    number_of_items: int | None = None  # tracks and videos together
+
+
+@dataclass(frozen=True, slots=True)
+class PlaylistPage:
+    """One page of a playlist's items, in playlist order. `playlist` is the header, known from
+    the first page on. `skipped_items` counts items on this page that are not tracks (videos)
+    or that the catalogue could not give. A track may appear on several pages (a playlist may
+    repeat it); its `album_id` is its own album when the catalogue says so, else None."""
+
+    playlist: CatalogPlaylist
+    tracks: tuple[CatalogTrack, ...]
+    skipped_items: int = 0
+    is_last: bool = False
+
+
 class Catalog(Protocol):
     """Read-only and idempotent. Raises CatalogItemNotFound (permanent) or CatalogUnavailable
     (transient); never a library's own exception."""
@@ -69,6 +91,15 @@ class Catalog(Protocol):
         for an album that exists; the last one says so (`is_last`). A source that makes the
         consumer wait (TIDAL) may read a few pages ahead (ADR 0023); closing the stream
         (`aclose`) stops that before it returns."""
+        ...
+
+    def playlist_pages(self, playlist_id: CatalogId) -> AsyncIterator[PlaylistPage]:
+        """The playlist's tracks page by page, as it is now (a playlist changes: every call
+        reads it afresh, never from a copy kept since an earlier call), each page yielded as
+        soon as it arrives. The same promises as `album_pages`: at least one page for a
+        playlist that exists, the last one marked `is_last`, read-ahead bounded and stopped by
+        `aclose`; CatalogItemNotFound("playlist", id) for a playlist the catalogue does not
+        hold."""
         ...
 
     async def tracks(self, track_ids: Sequence[CatalogId]) -> dict[CatalogId, CatalogTrack]:

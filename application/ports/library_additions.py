@@ -23,7 +23,11 @@ class LibraryAdditions(Protocol):
 
         A new item is refused with TooManyPendingAdds, and nothing written, when its owner
         already has `max_pending` scheduling jobs pending (None: no cap). A re-add is answered
-        as usual: it writes no job. Concurrent adds of one owner may each count before the
+        as usual: it writes no job. A re-add of a kind that changes after it is added
+        (`kind.resyncs_on_readd`: playlists) whose job has ended, done or failed, re-syncs it in
+        the same write, while the cap is open: the job is pending again, due now, its attempts
+        and error cleared, the item's track links removed and the relays woken (ADR 0029).
+        Concurrent adds of one owner may each count before the
         others' jobs, so the owner may end up past the cap by their number of concurrent adds.
 
         A new item given without a title may be stored with the title and artist names that a

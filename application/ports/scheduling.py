@@ -4,7 +4,7 @@ method runs inside the caller's transaction and commits with it."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -41,15 +41,16 @@ class SchedulingJobs(Protocol):
         limit: int,
         lease: timedelta,
         now: datetime,
-        kind: LibraryItemKind | None = None,
+        kinds: Collection[LibraryItemKind] | None = None,
         per_user_cap: int | None = None,
     ) -> list[ClaimedJob]:
         """Take up to `limit` due, unleased jobs (concurrent claimers never take the same
         job) and lease them to `worker`, in the fair order of `domain.fair_share.claim_order`
         (ADR 0028): round-robin between the items' owners, each owner's in the order they were
         added, and none that would give its owner `per_user_cap` or more jobs under way (None:
-        no cap). With `kind`, only jobs whose item is of that kind, and only those count as
-        under way. Answers them in that order."""
+        no cap). With `kinds`, only jobs whose item is of one of those kinds, and only those
+        count as under way (albums and playlists are claimed together, ADR 0029). Answers them
+        in that order."""
         ...
 
     async def extend_leases(

@@ -34,7 +34,7 @@ async def add_to_library(
     raw_catalog_id: str,
 ) -> AddedItem:
     owner: UserId = parse_user_id(user_id)
-    catalog_id = CatalogId.parse(raw_catalog_id)  # raises InvalidCatalogId before any I/O
+    catalog_id = CatalogId.parse(raw_catalog_id, kind.id_form)  # InvalidCatalogId before any I/O
     # A malformed id costs no token: it never reaches the database.
     if quotas is not None and (retry_after := quotas.rate_limits.take(owner)) > 0:
         raise AddRateLimited(retry_after)

@@ -14,6 +14,7 @@ from application.ports.catalog import (
     CatalogItemNotFound,
     CatalogTrack,
     CatalogUnavailable,
+    PlaylistPage,
 )
 from application.ports.clock import Clock
 from application.ports.metrics import SchedulingMetrics
@@ -159,12 +160,13 @@ class ScheduleIngestion:
     in one transaction per write renew the leases, describe and link the items, record the
     requests and end the jobs resolved in full; then dispatch.
 
-    An album is one job with many pages; track items are many jobs with one catalogue lookup.
+    An album or a playlist is one job with many pages; track items are many jobs with one
+    catalogue lookup.
     Both go through the same write. The first catalogue answer is written alone, as soon as it
     arrives, so the first events leave after one catalogue response; what comes after it is
     written together once the catalogue has no more or SCHEDULING_BATCH_TRACKS tracks are
-    waiting: one ledger query, one index call, one transaction and one dispatch per write. If an
-    album's stream fails part-way, the pages that did arrive are written first.
+    waiting: one ledger query, one index call, one transaction and one dispatch per write. If a
+    stream of pages fails part-way, the pages that did arrive are written first.
 
     Every job ends on its own. An item the catalogue does not know fails its job for good (the
     item shows FAILED with the reason); a removed item is skipped; a job whose lease another
@@ -214,19 +216,19 @@ class ScheduleIngestion:
         async with self._uow_factory() as uow:
             found = await uow.jobs.items(ids)
         tracks: list[LibraryItem] = []
-        albums: list[LibraryItem] = []
+        paged: list[LibraryItem] = []
         for item_id in ids:
             item = found.get(item_id)
             if item is None:
                 run.outcomes[item_id] = JobOutcome.GONE  # removed, and its job with it
-            elif item.kind is LibraryItemKind.TRACK:
-                tracks.append(item)
+            elif item.kind.is_paged:
+                paged.append(item)
             else:
-                albums.append(item)
+                tracks.append(item)
         for part in chunked(tracks, SCHEDULING_BATCH_TRACKS):
             await self._take(run, await self._resolve_tracks(part))
-        for album in albums:
-            await self._resolve_album(run, album)
+        for item in paged:
+            await self._resolve_pages(run, item)
         await self._write(run)  # what is left, and the jobs it ends
 
     async def _resolve_tracks(self, items: Sequence[LibraryItem]) -> _Batch:
@@ -246,13 +248,19 @@ class ScheduleIngestion:
             resolved.finishing.append(item.id)
         return resolved
 
-    async def _resolve_album(self, run: _Run, item: LibraryItem) -> None:
-        """An album item: its pages in order, each taken as it arrives."""
-        pages = self._catalog.album_pages(item.catalog_id)
+    def _pages(self, item: LibraryItem) -> AsyncIterator[AlbumPage | PlaylistPage]:
+        """The one place the kind of a paged item matters: which catalogue call reads it."""
+        if item.kind is LibraryItemKind.PLAYLIST:
+            return self._catalog.playlist_pages(item.catalog_id)
+        return self._catalog.album_pages(item.catalog_id)
+
+    async def _resolve_pages(self, run: _Run, item: LibraryItem) -> None:
+        """An album or playlist item: its pages in order, each taken as it arrives."""
+        pages = self._pages(item)
         position = 0
         try:
             async for page in pages:
-                await self._take(run, _album_page(item, page, position))
+                await self._take(run, _item_page(item, page, position))
                 position += len(page.tracks)
                 if item.id in run.outcomes:  # ended by a write (done, or its lease lost)
                     return
@@ -375,29 +383,31 @@ class ScheduleIngestion:
             await uow.commit()
 
 
-def _album_page(item: LibraryItem, page: AlbumPage, position: int) -> _Batch:
-    """One page of an album item; the first names the item, the last resolves it in full."""
+def _item_page(item: LibraryItem, page: AlbumPage | PlaylistPage, position: int) -> _Batch:
+    """One page of an album or playlist item; the first names the item, the last resolves it
+    in full."""
     resolved = _Batch(
         entries=[_Entry(item, position + n, track) for n, track in enumerate(page.tracks)]
     )
     if position == 0:
-        album = page.album
-        resolved.descriptions.append(
-            ItemDescription(item.id, title=album.title, artist_names=album.artist_names)
-        )
+        if isinstance(page, AlbumPage):
+            title, artists = page.album.title, page.album.artist_names
+        else:
+            title, artists = page.playlist.title, ()
+        resolved.descriptions.append(ItemDescription(item.id, title=title, artist_names=artists))
     if page.is_last:
         resolved.finishing.append(item.id)
     return resolved
 
 
 def _finished_with_its_stream(run: _Run, item_id: LibraryItemId) -> None:
-    """An album whose stream ended is resolved in full, even if no page said it was the
+    """A paged item whose stream ended is resolved in full, even if no page said it was the
     last; the next write ends its job, unless one already did."""
     if item_id not in run.outcomes and item_id not in run.pending.finishing:
         run.pending.finishing.append(item_id)
 
 
-async def _close(pages: AsyncIterator[AlbumPage]) -> None:
+async def _close(pages: AsyncIterator[AlbumPage | PlaylistPage]) -> None:
     close = getattr(pages, "aclose", None)
     if close is not None:
         await close()

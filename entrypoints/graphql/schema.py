@@ -12,6 +12,7 @@ from strawberry.extensions.disable_introspection import DisableIntrospection
 from strawberry.types import Info
 
 from application.use_cases.add_album_to_library import AddAlbumToLibraryCommand
+from application.use_cases.add_playlist_to_library import AddPlaylistToLibraryCommand
 from application.use_cases.add_track_to_library import AddTrackToLibraryCommand
 from application.use_cases.get_library_item import GetLibraryItemCommand
 from application.use_cases.list_library import ListLibraryCommand
@@ -123,7 +124,7 @@ class Query:
 
 
 async def _added(adding: Awaitable[AddedItem]) -> types.AddToLibraryResult:
-    """Both add mutations answer alike: the item, or the expected error as a union member."""
+    """Every add mutation answers alike: the item, or the expected error as a union member."""
     try:
         added = await adding
     except EXPECTED as error:
@@ -165,6 +166,25 @@ class Mutation:
     ) -> types.AddToLibraryResult:
         command = AddAlbumToLibraryCommand(user_id=info.context.user_id, album_id=str(album_id))
         return await _added(info.context.use_cases.add_album(command))
+
+    @described.mutation(
+        "Adds a TIDAL playlist to the user's library and schedules each of its tracks for the"
+        " search index, as for an album. Answers at once; ingestion follows (see"
+        " LibraryItem.ingestion). A re-add answers the same item with alreadyInLibrary: true"
+        " and, once the playlist's scheduling has ended, re-syncs it: the tracks added since are"
+        " scheduled, the others are not requested again."
+    )
+    async def add_playlist_to_library(
+        self,
+        info: GraphQLInfo,
+        playlist_id: Annotated[
+            strawberry.ID, strawberry.argument(description="The TIDAL playlist id (a UUID).")
+        ],
+    ) -> types.AddToLibraryResult:
+        command = AddPlaylistToLibraryCommand(
+            user_id=info.context.user_id, playlist_id=str(playlist_id)
+        )
+        return await _added(info.context.use_cases.add_playlist(command))
 
     @described.mutation(
         "Removes an item from the user's library. What it put in the search index stays there."

@@ -17,11 +17,24 @@ from entrypoints.graphql import described
 from entrypoints.graphql.context import RequestContext
 
 
-@strawberry.enum(description="What a library item holds: one track, or one album with its tracks.")
+@strawberry.enum(
+    description=(
+        "What a library item holds: one track, one album with its tracks, or one playlist with"
+        " its tracks."
+    )
+)
 class LibraryItemKind(Enum):
     TRACK = strawberry.enum_value("track", description="A single TIDAL track.")
     ALBUM = strawberry.enum_value(
         "album", description="A TIDAL album: every track on it is ingested."
+    )
+    PLAYLIST = strawberry.enum_value(
+        "playlist",
+        description=(
+            "A TIDAL playlist (its catalogId is a UUID): every track on it is ingested. A re-add"
+            " re-syncs it: the tracks added since are scheduled, the others are not requested"
+            " again."
+        ),
     )
 
     def to_domain(self) -> DomainLibraryItemKind:

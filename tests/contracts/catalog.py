@@ -1,6 +1,6 @@
-"""The Catalog port's contract: tracks and albums as the catalogue holds them, albums in pages
-in album order, CatalogItemNotFound for what it does not hold and CatalogUnavailable when it
-cannot answer. Read-only and idempotent.
+"""The Catalog port's contract: tracks, albums and playlists as the catalogue holds them, albums
+and playlists in pages in their own order, CatalogItemNotFound for what it does not hold and
+CatalogUnavailable when it cannot answer. Read-only and idempotent.
 
 The suite's catalogue is below, in the port's own terms: the subclass serves exactly it from the
 thing its adapter talks to (a loopback server, a fake, ...)."""
@@ -17,8 +17,10 @@ from application.ports.catalog import (
     Catalog,
     CatalogAlbum,
     CatalogItemNotFound,
+    CatalogPlaylist,
     CatalogTrack,
     CatalogUnavailable,
+    PlaylistPage,
 )
 from domain.values import CatalogId, Isrc
 
@@ -56,6 +58,30 @@ SINGLE_TRACKS = (TRACK_WITHOUT_ISRC,)
 UNKNOWN_ID = CatalogId("7999999")
 
 
+def looked_up(track: CatalogTrack) -> CatalogTrack:
+    """What a lookup by id must answer: everything but the position on the album, which an
+    album's pages give and a lookup may not know (TIDAL's track resource lacks it)."""
+    return replace(track, volume_number=None, track_number=None)
+
+
+# A playlist of the album's tracks and the track on no album, over two pages, repeating two of
+# them. Its tracks are as a lookup answers them: a playlist says nothing of album places, but
+# each track keeps its own album.
+PLAYLIST = CatalogPlaylist(
+    catalog_id=CatalogId("5a3b1e00-0000-4000-8000-00000000c001"),
+    title="Contract playlist",
+    number_of_items=33,
+)
+PLAYLIST_TRACKS = tuple(
+    looked_up(track)
+    for track in (*ALBUM_TRACKS[10:40], TRACK_WITHOUT_ISRC, ALBUM_TRACKS[0], ALBUM_TRACKS[10])
+)
+PLAYLISTS: tuple[tuple[CatalogPlaylist, tuple[CatalogTrack, ...]], ...] = (
+    (PLAYLIST, PLAYLIST_TRACKS),
+)
+UNKNOWN_PLAYLIST_ID = CatalogId("5a3b1e00-0000-4000-8000-00000000c999")
+
+
 async def all_pages(catalog: Catalog, album_id: CatalogId) -> list[AlbumPage]:
     return [page async for page in catalog.album_pages(album_id)]
 
@@ -64,16 +90,14 @@ def tracks_of(pages: Sequence[AlbumPage]) -> list[CatalogTrack]:
     return [track for page in pages for track in page.tracks]
 
 
-def looked_up(track: CatalogTrack) -> CatalogTrack:
-    """What a lookup by id must answer: everything but the position on the album, which an
-    album's pages give and a lookup may not know (TIDAL's track resource lacks it)."""
-    return replace(track, volume_number=None, track_number=None)
+async def all_playlist_pages(catalog: Catalog, playlist_id: CatalogId) -> list[PlaylistPage]:
+    return [page async for page in catalog.playlist_pages(playlist_id)]
 
 
 class CatalogContract:
     """Subclass as `Test<Adapter>CatalogContract` with two fixtures: `catalog`, the adapter
-    serving ALBUMS and SINGLE_TRACKS (and nothing else); and `unavailable_catalog`, the adapter
-    with whatever it talks to unable to answer."""
+    serving ALBUMS, PLAYLISTS and SINGLE_TRACKS (and nothing else); and `unavailable_catalog`,
+    the adapter with whatever it talks to unable to answer."""
 
     async def test_a_track_is_answered_as_the_catalogue_holds_it(self, catalog: Catalog) -> None:
         answer = await catalog.track(ALBUM_TRACKS[4].catalog_id)
@@ -113,6 +137,32 @@ class CatalogContract:
 
         assert (raised.value.kind, raised.value.catalog_id) == ("album", UNKNOWN_ID.value)
 
+    async def test_a_playlist_streams_its_tracks_in_playlist_order_repeats_and_all(
+        self, catalog: Catalog
+    ) -> None:
+        pages = await all_playlist_pages(catalog, PLAYLIST.catalog_id)
+
+        assert [track for page in pages for track in page.tracks] == list(PLAYLIST_TRACKS)
+        assert len(pages) > 1
+        assert sum(page.skipped_items for page in pages) == 0
+
+    async def test_every_playlist_page_carries_the_playlist_and_only_the_last_is_marked_last(
+        self, catalog: Catalog
+    ) -> None:
+        pages = await all_playlist_pages(catalog, PLAYLIST.catalog_id)
+
+        assert all(page.playlist == PLAYLIST for page in pages)
+        assert [page.is_last for page in pages] == [False] * (len(pages) - 1) + [True]
+
+    async def test_an_unknown_playlist_is_not_found(self, catalog: Catalog) -> None:
+        with pytest.raises(CatalogItemNotFound) as raised:
+            await all_playlist_pages(catalog, UNKNOWN_PLAYLIST_ID)
+
+        assert (raised.value.kind, raised.value.catalog_id) == (
+            "playlist",
+            UNKNOWN_PLAYLIST_ID.value,
+        )
+
     async def test_a_batch_lookup_answers_the_known_tracks_and_leaves_out_the_unknown(
         self, catalog: Catalog
     ) -> None:
@@ -144,3 +194,5 @@ class CatalogContract:
             await unavailable_catalog.tracks([ALBUM_TRACKS[0].catalog_id])
         with pytest.raises(CatalogUnavailable):
             await all_pages(unavailable_catalog, ALBUM.catalog_id)
+        with pytest.raises(CatalogUnavailable):
+            await all_playlist_pages(unavailable_catalog, PLAYLIST.catalog_id)

@@ -7,7 +7,7 @@ The PostgreSQL adapters and the fakes of tests/unit/fakes.py run the same suite.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
@@ -59,11 +59,11 @@ class SchedulingRig:
         *,
         at: datetime,
         limit: int = 10,
-        kind: LibraryItemKind | None = None,
+        kinds: Collection[LibraryItemKind] | None = None,
     ) -> list[LibraryItemId]:
         async with self.uow() as uow:
             claimed = await uow.jobs.claim(
-                worker=worker, limit=limit, lease=LEASE, now=at, kind=kind
+                worker=worker, limit=limit, lease=LEASE, now=at, kinds=kinds
             )
             await uow.commit()
         return [job.item_id for job in claimed]
@@ -163,8 +163,8 @@ class SchedulingContract:
         await scheduling.add(album)
         await scheduling.add(track)
 
-        tracks = await scheduling.claim(A, at=T0 + LEASE, kind=LibraryItemKind.TRACK)
-        albums = await scheduling.claim(A, at=T0 + LEASE, kind=LibraryItemKind.ALBUM)
+        tracks = await scheduling.claim(A, at=T0 + LEASE, kinds=[LibraryItemKind.TRACK])
+        albums = await scheduling.claim(A, at=T0 + LEASE, kinds=[LibraryItemKind.ALBUM])
 
         assert (tracks, albums) == ([track.id], [album.id])
 

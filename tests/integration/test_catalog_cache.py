@@ -64,11 +64,14 @@ def counting_catalog(
 class TestCachingCatalogContract(CatalogContract):
     @pytest.fixture
     def catalog(self, engine: AsyncEngine) -> CachingCatalog:
-        return CachingCatalog(FakeCatalog(contract.ALBUMS, contract.SINGLE_TRACKS), engine)
+        return CachingCatalog(
+            FakeCatalog(contract.ALBUMS, contract.SINGLE_TRACKS, playlists=contract.PLAYLISTS),
+            engine,
+        )
 
     @pytest.fixture
     def unavailable_catalog(self, engine: AsyncEngine) -> CachingCatalog:
-        inner = FakeCatalog(contract.ALBUMS, contract.SINGLE_TRACKS)
+        inner = FakeCatalog(contract.ALBUMS, contract.SINGLE_TRACKS, playlists=contract.PLAYLISTS)
         inner.up = False
         return CachingCatalog(inner, engine)
 

@@ -22,7 +22,7 @@ from adapters.postgres.database import create_engine
 from adapters.postgres.scheduling_jobs import PostgresSchedulingJobs
 from domain.fair_share import WaitingJob, claim_order
 from domain.library import LibraryItemKind
-from domain.values import LibraryItemId
+from domain.values import CatalogIdForm, LibraryItemId
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
 LEASE = timedelta(seconds=15)
@@ -96,7 +96,12 @@ class Claims:
             self.loop.close()
 
     def claim(
-        self, given_jobs: list[Job], *, limit: int, cap: int | None, kind: LibraryItemKind | None
+        self,
+        given_jobs: list[Job],
+        *,
+        limit: int,
+        cap: int | None,
+        kinds: frozenset[LibraryItemKind] | None,
     ) -> list[LibraryItemId]:
         async def run() -> list[LibraryItemId]:
             async with self.engine.connect() as connection:
@@ -108,7 +113,7 @@ class Claims:
                         limit=limit,
                         lease=LEASE,
                         now=NOW,
-                        kind=kind,
+                        kinds=kinds,
                         per_user_cap=cap,
                     )
                     return [job.item_id for job in claimed]
@@ -130,7 +135,11 @@ async def _insert(connection: AsyncConnection, given_jobs: list[Job]) -> None:
                 "id": job.item_id,
                 "user_id": job.user_id,
                 "kind": job.kind.value,
-                "catalog_id": str(job.item_id.int % 10**12),
+                "catalog_id": (
+                    str(job.item_id)
+                    if job.kind.id_form is CatalogIdForm.UUID
+                    else str(job.item_id.int % 10**12)
+                ),
                 "added": job.added,
             },
         )
@@ -154,9 +163,9 @@ async def _insert(connection: AsyncConnection, given_jobs: list[Job]) -> None:
 
 
 def _expected(
-    given_jobs: list[Job], *, limit: int, cap: int | None, kind: LibraryItemKind | None
+    given_jobs: list[Job], *, limit: int, cap: int | None, kinds: frozenset[LibraryItemKind] | None
 ) -> list[LibraryItemId]:
-    of_kind = [job for job in given_jobs if kind is None or job.kind is kind]
+    of_kind = [job for job in given_jobs if kinds is None or job.kind in kinds]
     under_way = Counter(job.user_id for job in of_kind if job.under_way)
     waiting = [WaitingJob(job.item_id, job.user_id, job.added) for job in of_kind if job.due]
     return [
@@ -177,18 +186,18 @@ def claims(database_url: str) -> Iterator[Claims]:
     given_jobs=jobs(),
     limit=st.integers(0, 10),
     cap=st.none() | st.integers(1, 4),
-    kind=st.none() | st.sampled_from(list(LibraryItemKind)),
+    kinds=st.none() | st.frozensets(st.sampled_from(list(LibraryItemKind)), min_size=1),
 )
 def test_the_claim_takes_what_the_domain_rule_names_in_its_order(
     claims: Claims,
     given_jobs: list[Job],
     limit: int,
     cap: int | None,
-    kind: LibraryItemKind | None,
+    kinds: frozenset[LibraryItemKind] | None,
 ) -> None:
-    claimed = claims.claim(given_jobs, limit=limit, cap=cap, kind=kind)
+    claimed = claims.claim(given_jobs, limit=limit, cap=cap, kinds=kinds)
 
-    assert claimed == _expected(given_jobs, limit=limit, cap=cap, kind=kind)
+    assert claimed == _expected(given_jobs, limit=limit, cap=cap, kinds=kinds)
 
 
 async def test_two_relays_claiming_at_once_never_pass_a_users_cap(engine: AsyncEngine) -> None:

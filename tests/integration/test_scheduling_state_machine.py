@@ -58,7 +58,7 @@ from application.use_cases.schedule_ingestion import (
     ScheduleIngestion,
     ScheduleIngestionCommand,
 )
-from domain.library import LibraryItemKind
+from domain.library import PAGED_KINDS, LibraryItemKind
 from domain.values import CatalogId, Isrc, LibraryItemId
 from tests.unit.fakes import FakeCatalog, FakeClock, FakeIndex, FakeQueue
 
@@ -325,10 +325,10 @@ class SchedulingMachine(RuleBasedStateMachine):
             now = self.clock.now()
             if batched:
                 jobs = await uow.jobs.claim(
-                    worker="relay", limit=1, lease=lease, now=now, kind=LibraryItemKind.ALBUM
+                    worker="relay", limit=1, lease=lease, now=now, kinds=PAGED_KINDS
                 )
                 tracks = await uow.jobs.claim(
-                    worker="relay", limit=3, lease=lease, now=now, kind=LibraryItemKind.TRACK
+                    worker="relay", limit=3, lease=lease, now=now, kinds=[LibraryItemKind.TRACK]
                 )
             else:
                 jobs = await uow.jobs.claim(worker="relay", limit=1, lease=lease, now=now)

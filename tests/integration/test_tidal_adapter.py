@@ -26,6 +26,7 @@ from tests.support.loopback_tidal import (
     Fault,
     LoopbackAlbum,
     LoopbackArtist,
+    LoopbackPlaylist,
     LoopbackTidal,
     LoopbackTrack,
     generated_album,
@@ -106,6 +107,14 @@ def serve_contract_catalogue(tidal: LoopbackTidal) -> None:
         )
     for track in contract.SINGLE_TRACKS:
         tidal.add_track(loopback(track))
+    for playlist, tracks in contract.PLAYLISTS:
+        tidal.add_playlist(
+            LoopbackPlaylist(
+                id=playlist.catalog_id.value,
+                name=playlist.title,
+                items=tuple(loopback(track) for track in tracks),
+            )
+        )
 
 
 class TestTidalCatalogContract(CatalogContract):

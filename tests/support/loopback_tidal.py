@@ -9,6 +9,11 @@ It answers what the adapter calls, in the shapes shared/reference/tidal-api.md d
   items in `relationships.items`, whose `links.next` drops `include` as TIDAL's does
 - `GET /v2/albums/{id}/relationships/items?page[cursor]=...`: later pages, `links.next` relative
   to `/v2`, absent on the last page
+- `GET /v2/playlists/{id}?include=items` and `GET /v2/playlists/{id}/relationships/items`: the
+  same paging for a playlist (docs/reference/tidal-playlists.md): `name` for its title,
+  `numberOfItems` and `lastModifiedAt`, items that are tracks or videos with `meta.addedAt` and
+  `meta.itemId`, only the relationships asked for, and cursors that keep base64's `=` padding
+  (percent-encoded in `links.next`), so a client must follow the link as given
 
 Usage::
 
@@ -51,6 +56,7 @@ __all__ = [
     "Fault",
     "LoopbackAlbum",
     "LoopbackArtist",
+    "LoopbackPlaylist",
     "LoopbackTidal",
     "LoopbackTrack",
     "RequestCounts",
@@ -91,6 +97,17 @@ class LoopbackAlbum:
     title: str
     items: tuple[LoopbackTrack, ...]
     artists: tuple[LoopbackArtist, ...] = (LoopbackArtist(*_DEFAULT_ARTIST),)
+
+
+@dataclass(frozen=True, slots=True)
+class LoopbackPlaylist:
+    """A playlist: its UUID, its name, and its items in order (a track may repeat; a track it
+    lists that no album holds is served with no album)."""
+
+    id: str
+    name: str
+    items: tuple[LoopbackTrack, ...]
+    last_modified_at: str = "2026-01-01T00:00:00Z"
 
 
 def generated_album(
@@ -136,7 +153,7 @@ class Switches(FaultSwitches):
 @dataclass
 class RequestCounts:
     """Requests received, by endpoint: "token", "track", "tracks", "album", "albums",
-    "album_items". `api` is every call but the token's."""
+    "album_items", "playlist", "playlist_items". `api` is every call but the token's."""
 
     by_endpoint: Counter[str] = field(default_factory=Counter)
 
@@ -164,6 +181,7 @@ class LoopbackTidal(LoopbackServer):
     def __init__(self, switches: Switches | None = None) -> None:
         super().__init__(switches if switches is not None else Switches())
         self._albums: dict[str, LoopbackAlbum] = {}
+        self._playlists: dict[str, LoopbackPlaylist] = {}
         self._tracks: dict[str, tuple[LoopbackTrack, str | None]] = {}  # id -> (track, album id)
         self._counts = RequestCounts()
         self._valid_tokens: set[str] = set()
@@ -182,6 +200,13 @@ class LoopbackTidal(LoopbackServer):
                 "album_items",
                 self._album_items,
             ),
+            ("GET", re.compile(r"/v2/playlists/([^/]+)"), "playlist", self._playlist),
+            (
+                "GET",
+                re.compile(r"/v2/playlists/([^/]+)/relationships/items"),
+                "playlist_items",
+                self._playlist_items,
+            ),
         ]
 
     # -- catalogue and observation ------------------------------------------------------------
@@ -192,6 +217,14 @@ class LoopbackTidal(LoopbackServer):
             for item in album.items:
                 self._tracks[item.id] = (item, album.id)
         return album
+
+    def add_playlist(self, playlist: LoopbackPlaylist) -> LoopbackPlaylist:
+        """Serve `playlist`, in place of any playlist of the same id: a playlist changes."""
+        with self._lock:
+            self._playlists[playlist.id] = playlist
+            for item in playlist.items:
+                self._tracks.setdefault(item.id, (item, None))
+        return playlist
 
     def add_track(self, track: LoopbackTrack) -> LoopbackTrack:
         with self._lock:
@@ -362,6 +395,72 @@ class LoopbackTidal(LoopbackServer):
             document["included"] = self._included_items(page, includes, _country(request))
         return _json(document)
 
+    def _playlist(self, request: LoopbackRequest, playlist_id: str) -> LoopbackResponse:
+        playlist = self._playlists.get(playlist_id)
+        if playlist is None:
+            return _not_found("Playlist", playlist_id)
+        includes = _includes(request)
+        country = _country(request)
+        resource: dict[str, Any] = {
+            "id": playlist.id,
+            "type": "playlists",
+            "attributes": {
+                "name": playlist.name,
+                "description": "A loopback playlist",
+                "accessType": "PUBLIC",
+                "bounded": True,
+                "createdAt": "2026-01-01T00:00:00Z",
+                "lastModifiedAt": playlist.last_modified_at,
+                "externalLinks": [],
+                "numberOfFollowers": 0,
+                "numberOfItems": len(playlist.items),
+                "playlistType": "USER",
+            },
+        }
+        document: dict[str, Any] = {"data": resource, "links": {"self": _self_link(request)}}
+        if _includes_items(includes):
+            # Only the relationships asked for are present (the spec's current behaviour).
+            first_page = playlist.items[: self.switches.page_size]
+            resource["relationships"] = {
+                "items": {
+                    "data": [_playlist_item_identifier(item) for item in first_page],
+                    "links": self._playlist_links(playlist, 0, request, echo_include=False),
+                }
+            }
+            document["included"] = self._included_items(first_page, includes, country)
+        return _json(document)
+
+    def _playlist_items(self, request: LoopbackRequest, playlist_id: str) -> LoopbackResponse:
+        playlist = self._playlists.get(playlist_id)
+        if playlist is None:
+            return _not_found("Playlist", playlist_id)
+        cursor = request.param("page[cursor]")
+        start = _offset(cursor, playlist.id) if cursor else 0
+        if start is None:
+            return _bad_request("invalid page[cursor]")
+        includes = _includes(request)
+        page = playlist.items[start : start + self.switches.page_size]
+        document: dict[str, Any] = {
+            "data": [_playlist_item_identifier(item) for item in page],
+            "links": self._playlist_links(playlist, start, request, echo_include=True),
+        }
+        if _includes_items(includes):
+            document["included"] = self._included_items(page, includes, _country(request))
+        return _json(document)
+
+    def _playlist_links(
+        self,
+        playlist: LoopbackPlaylist,
+        start: int,
+        request: LoopbackRequest,
+        *,
+        echo_include: bool,
+    ) -> dict[str, Any]:
+        path = f"/playlists/{playlist.id}/relationships/items"
+        return self._links(
+            path, playlist.id, len(playlist.items), start, request, echo_include, padded=True
+        )
+
     # -- documents ----------------------------------------------------------------------------
 
     def _album_document(
@@ -434,17 +533,30 @@ class LoopbackTidal(LoopbackServer):
         self, album: LoopbackAlbum, start: int, request: LoopbackRequest, *, echo_include: bool
     ) -> dict[str, Any]:
         path = f"/albums/{album.id}/relationships/items"
+        return self._links(path, album.id, len(album.items), start, request, echo_include)
+
+    def _links(
+        self,
+        path: str,
+        owner: str,
+        size: int,
+        start: int,
+        request: LoopbackRequest,
+        echo_include: bool,
+        *,
+        padded: bool = False,
+    ) -> dict[str, Any]:
         params: dict[str, str] = {"countryCode": _country(request)}
         include = request.param("include")
         if echo_include and include:
             params["include"] = include
         self_params = dict(params)
         if start:
-            self_params["page[cursor]"] = _cursor(album.id, start)
+            self_params["page[cursor]"] = _cursor(owner, start, padded=padded)
         links: dict[str, Any] = {"self": f"{path}?{urlencode(self_params, quote_via=quote)}"}
         following = start + self.switches.page_size
-        if following < len(album.items):
-            cursor = _cursor(album.id, following)
+        if following < size:
+            cursor = _cursor(owner, following, padded=padded)
             next_params = {**params, "page[cursor]": cursor}
             links["next"] = f"{path}?{urlencode(next_params, quote_via=quote)}"
             links["meta"] = {"nextCursor": cursor}
@@ -524,8 +636,9 @@ def _self_link(request: LoopbackRequest) -> str:
     return f"{path}?{request.query_string}" if request.query_string else path
 
 
-def _cursor(album_id: str, offset: int) -> str:
-    return base64.urlsafe_b64encode(f"{album_id}:{offset}".encode()).decode().rstrip("=")
+def _cursor(owner: str, offset: int, *, padded: bool = False) -> str:
+    encoded = base64.urlsafe_b64encode(f"{owner}:{offset}".encode()).decode()
+    return encoded if padded else encoded.rstrip("=")
 
 
 def _offset(cursor: str, album_id: str) -> int | None:
@@ -542,6 +655,15 @@ def _item_identifier(item: LoopbackTrack) -> dict[str, Any]:
         "id": item.id,
         "type": item.kind,
         "meta": {"trackNumber": item.track_number, "volumeNumber": item.volume_number},
+    }
+
+
+def _playlist_item_identifier(item: LoopbackTrack) -> dict[str, Any]:
+    # A playlist's items carry when they were added and an id of the entry, not album places.
+    return {
+        "id": item.id,
+        "type": item.kind,
+        "meta": {"addedAt": "2026-01-01T00:00:00Z", "itemId": f"entry-{item.id}"},
     }
 
 

@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Callable,
+    Collection,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
@@ -15,8 +24,10 @@ from application.ports.catalog import (
     AlbumPage,
     CatalogAlbum,
     CatalogItemNotFound,
+    CatalogPlaylist,
     CatalogTrack,
     CatalogUnavailable,
+    PlaylistPage,
 )
 from application.ports.ingestion_queue import QueueUnavailable
 from application.ports.scheduling import (
@@ -272,11 +283,11 @@ class FakeSchedulingJobs:
         limit: int,
         lease: timedelta,
         now: datetime,
-        kind: LibraryItemKind | None = None,
+        kinds: Collection[LibraryItemKind] | None = None,
         per_user_cap: int | None = None,
     ) -> list[ClaimedJob]:
         def of_kind(item_id: LibraryItemId) -> bool:
-            return kind is None or self.store.items[item_id].kind is kind
+            return kinds is None or self.store.items[item_id].kind in kinds
 
         pending = {
             item_id: job
@@ -647,10 +658,12 @@ class FakeQueue:
 
 
 class FakeCatalog:
-    """The catalogue, serving the albums (header and tracks) and standalone tracks given, in
-    pages of `page_size`, each page reporting `skipped_per_page` items that are not tracks.
+    """The catalogue, serving the albums and playlists (header and tracks) and standalone tracks
+    given, in pages of `page_size`, each page reporting `skipped_per_page` items that are not
+    tracks. A playlist may be changed between calls (`playlists[id] = (header, tracks)`).
 
-    It notes its calls (`album_calls`, `track_calls`, `batch_calls`, and `events` in order);
+    It notes its calls (`album_calls`, `playlist_calls`, `track_calls`, `batch_calls`, and
+    `events` in order);
     `up` False refuses every call (CatalogUnavailable); `fail_before_page` makes that page
     time out; a page in `gate_before_page` waits for its event first."""
 
@@ -661,11 +674,13 @@ class FakeCatalog:
         *,
         page_size: int = 20,
         skipped_per_page: int = 0,
+        playlists: Iterable[tuple[CatalogPlaylist, Sequence[CatalogTrack]]] = (),
     ) -> None:
         self.albums = {header.catalog_id: (header, list(items)) for header, items in albums}
+        self.playlists = {p.catalog_id: (p, list(items)) for p, items in playlists}
         self.known_tracks = {
             track.catalog_id: track
-            for _, items in self.albums.values()
+            for _, items in [*self.albums.values(), *self.playlists.values()]
             for track in items
             if track.catalog_id is not None
         }
@@ -675,6 +690,7 @@ class FakeCatalog:
         self.up = True
         self.events: list[str] = []
         self.album_calls = 0
+        self.playlist_calls = 0
         self.track_calls: list[CatalogId] = []
         self.batch_calls: list[list[CatalogId]] = []
         self.fail_before_page: int | None = None
@@ -698,6 +714,25 @@ class FakeCatalog:
         if album_id not in self.albums:
             raise CatalogItemNotFound("album", album_id.value)
         header, items = self.albums[album_id]
+        async with contextlib.aclosing(self._chunks(items)) as chunks:
+            async for chunk, skipped, last in chunks:
+                yield AlbumPage(album=header, tracks=chunk, skipped_items=skipped, is_last=last)
+
+    async def playlist_pages(self, playlist_id: CatalogId) -> AsyncIterator[PlaylistPage]:
+        self.playlist_calls += 1
+        self._reach()
+        if playlist_id not in self.playlists:
+            raise CatalogItemNotFound("playlist", playlist_id.value)
+        header, items = self.playlists[playlist_id]
+        async with contextlib.aclosing(self._chunks(items)) as chunks:
+            async for chunk, skipped, last in chunks:
+                yield PlaylistPage(
+                    playlist=header, tracks=chunk, skipped_items=skipped, is_last=last
+                )
+
+    async def _chunks(
+        self, items: Sequence[CatalogTrack]
+    ) -> AsyncGenerator[tuple[tuple[CatalogTrack, ...], int, bool], None]:
         size = self.page_size
         chunks = [items[start : start + size] for start in range(0, len(items), size)] or [[]]
         try:
@@ -708,12 +743,7 @@ class FakeCatalog:
                 self._reach()  # it may fail between pages too
                 if self.fail_before_page == number:
                     raise CatalogUnavailable(f"page {number} timed out")
-                yield AlbumPage(
-                    album=header,
-                    tracks=tuple(chunk),
-                    skipped_items=self.skipped_per_page,
-                    is_last=number == len(chunks),
-                )
+                yield tuple(chunk), self.skipped_per_page, number == len(chunks)
         finally:
             self.events.append("catalogue stream closed")
 

@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from domain.errors import InvalidCatalogId, InvalidIsrc, InvalidLibraryItemId, InvalidUserId
-from domain.values import CatalogId, Isrc, parse_library_item_id, parse_user_id
+from domain.library import LibraryItemKind
+from domain.values import CatalogId, CatalogIdForm, Isrc, parse_library_item_id, parse_user_id
 
 # Huge generated strings make single examples slow, never wrong: no deadline.
 properties = settings(max_examples=150, deadline=None)
@@ -232,6 +233,89 @@ def test_an_invalid_catalog_id_is_reported_as_the_caller_sent_it(raw: str) -> No
 def test_a_huge_string_is_not_a_catalog_id() -> None:
     with pytest.raises(InvalidCatalogId):
         CatalogId.parse("1" * 1_000_000)
+
+
+# -- a playlist's catalogue id: a UUID (ADRs 0027, 0029) ----------------------------------------
+
+CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+@properties
+@given(st.uuids(), st.booleans(), st.sampled_from(["", " ", "\t", "\n "]))
+def test_a_uuid_in_any_case_with_blanks_around_is_a_playlist_id_stored_in_lower_case(
+    value: uuid.UUID, upper: bool, blank: str
+) -> None:
+    text = str(value).upper() if upper else str(value)
+
+    parsed = CatalogId.parse(blank + text + blank, CatalogIdForm.UUID)
+
+    assert parsed.value == str(value)
+    assert CatalogId(parsed.value) == parsed
+
+
+@properties
+@given(st.one_of(st.text(), st.text(alphabet="0123456789abcdefABCDEF-{} " + TRICKY, max_size=40)))
+def test_any_string_either_parses_as_a_canonical_uuid_or_raises_invalid_catalog_id(
+    raw: str,
+) -> None:
+    try:
+        parsed: CatalogId | None = CatalogId.parse(raw, CatalogIdForm.UUID)
+    except InvalidCatalogId as refused:
+        assert refused.raw == raw
+        parsed = None
+    stripped = raw.strip()
+    expected = (
+        len(raw) <= 64
+        and stripped.isascii()
+        and CANONICAL_UUID.fullmatch(stripped.lower()) is not None
+    )
+    assert (parsed is not None) == expected
+    if parsed is not None:
+        assert parsed.value == stripped.lower()
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "396698918",  # an album's id is not a playlist's
+        "5a3b1e000000400080000000000000001",  # no hyphens
+        "5a3b1e00000040008000000000000001",
+        "{5a3b1e00-0000-4000-8000-000000000001}",
+        "urn:uuid:5a3b1e00-0000-4000-8000-000000000001",
+        "5a3b1e00-0000-4000-8000-00000000000g",
+        "5a3b1e00-0000-4000-8000-0000000000001",
+        "\uff15a3b1e00-0000-4000-8000-000000000001",
+    ],
+)
+def test_anything_but_a_hyphenated_uuid_is_not_a_playlist_id(raw: str) -> None:
+    with pytest.raises(InvalidCatalogId) as refused:
+        CatalogId.parse(raw, CatalogIdForm.UUID)
+    assert refused.value.raw == raw
+
+
+def test_a_playlist_id_is_not_a_track_or_album_id() -> None:
+    with pytest.raises(InvalidCatalogId):
+        CatalogId.parse("5a3b1e00-0000-4000-8000-000000000001")
+
+
+def test_each_kind_sets_the_form_of_its_ids() -> None:
+    assert {kind: kind.id_form for kind in LibraryItemKind} == {
+        LibraryItemKind.TRACK: CatalogIdForm.DIGITS,
+        LibraryItemKind.ALBUM: CatalogIdForm.DIGITS,
+        LibraryItemKind.PLAYLIST: CatalogIdForm.UUID,
+    }
+
+
+@properties
+@given(st.text(max_size=40))
+def test_a_catalog_id_holds_only_characters_safe_in_a_url_path(raw: str) -> None:
+    # ADR 0027: the TIDAL adapter puts ids into paths unescaped.
+    for form in CatalogIdForm:
+        try:
+            value = CatalogId.parse(raw, form).value
+        except InvalidCatalogId:
+            continue
+        assert set(value) <= set("0123456789abcdef-")
 
 
 # -- user id and library item id ---------------------------------------------------------------

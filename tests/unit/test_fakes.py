@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.contracts.catalog import ALBUMS, SINGLE_TRACKS, CatalogContract
+from tests.contracts.catalog import ALBUMS, PLAYLISTS, SINGLE_TRACKS, CatalogContract
 from tests.contracts.clock import ClockContract
 from tests.contracts.ingestion_queue import IngestionQueueContract, QueueRig
 from tests.contracts.library import LibraryContract, LibraryRig
@@ -30,11 +30,11 @@ class TestFakeClockContract(ClockContract):
 class TestFakeCatalogContract(CatalogContract):
     @pytest.fixture
     def catalog(self) -> FakeCatalog:
-        return FakeCatalog(ALBUMS, SINGLE_TRACKS)
+        return FakeCatalog(ALBUMS, SINGLE_TRACKS, playlists=PLAYLISTS)
 
     @pytest.fixture
     def unavailable_catalog(self) -> FakeCatalog:
-        catalog = FakeCatalog(ALBUMS, SINGLE_TRACKS)
+        catalog = FakeCatalog(ALBUMS, SINGLE_TRACKS, playlists=PLAYLISTS)
         catalog.up = False
         return catalog
 

@@ -1,5 +1,6 @@
-"""The served GraphQL schema against the contract of design.md §4: no breaking change either way
-(a client written against the contract works, and nothing the contract lacks is required)."""
+"""The served GraphQL schema against the contract of design.md §4, as grown by ADR 0029 (the
+playlist mutation and kind): no breaking change either way (a client written against the contract
+works, and nothing the contract lacks is required)."""
 
 from __future__ import annotations
 
@@ -18,9 +19,10 @@ type Query {
 type Mutation {
   addTrackToLibrary(trackId: ID!): AddToLibraryResult!
   addAlbumToLibrary(albumId: ID!): AddToLibraryResult!
+  addPlaylistToLibrary(playlistId: ID!): AddToLibraryResult!
   removeFromLibrary(itemId: ID!): RemoveFromLibraryResult!
 }
-enum LibraryItemKind { TRACK ALBUM }
+enum LibraryItemKind { TRACK ALBUM PLAYLIST }
 type LibraryItem {
   id: ID!  kind: LibraryItemKind!  catalogId: ID!  title: String  artistNames: [String!]!
   addedAt: DateTime!  ingestion: IngestionProgress!

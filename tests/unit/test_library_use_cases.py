@@ -6,6 +6,10 @@ import pytest
 
 from application.errors import InvalidCursor, InvalidPageSize, LibraryItemNotFound
 from application.use_cases.add_album_to_library import AddAlbumToLibrary, AddAlbumToLibraryCommand
+from application.use_cases.add_playlist_to_library import (
+    AddPlaylistToLibrary,
+    AddPlaylistToLibraryCommand,
+)
 from application.use_cases.add_track_to_library import AddTrackToLibrary, AddTrackToLibraryCommand
 from application.use_cases.get_library_item import GetLibraryItem, GetLibraryItemCommand
 from application.use_cases.list_library import ListLibrary, ListLibraryCommand
@@ -67,6 +71,39 @@ async def test_the_same_catalogue_id_as_track_and_as_album_are_two_items(
     )
 
     assert sorted(item.kind for item in store.items.values()) == ["album", "track"]
+
+
+async def test_adding_a_playlist_stores_it_under_its_uuid_in_lower_case_with_its_job(
+    store: FakeStore, uow: FakeUnitOfWorkFactory
+) -> None:
+    add = AddPlaylistToLibrary(FakeLibraryAdditions(uow.store), FakeClock())
+
+    added = await add(
+        AddPlaylistToLibraryCommand("alice", " 5A3B1E00-0000-4000-8000-000000000001 ")
+    )
+    again = await add(AddPlaylistToLibraryCommand("alice", "5a3b1e00-0000-4000-8000-000000000001"))
+
+    assert added.item.kind is LibraryItemKind.PLAYLIST
+    assert added.item.catalog_id.value == "5a3b1e00-0000-4000-8000-000000000001"
+    assert (added.already_in_library, again.already_in_library) == (False, True)
+    assert again.item == added.item
+    assert list(store.jobs) == [added.item.id]
+
+
+@pytest.mark.parametrize(
+    "bad_id",
+    ["396698918", "", "5a3b1e00000040008000000000000001", "{5a3b1e00-0000-4000-8000-000000000001}"],
+)
+async def test_a_playlist_id_that_is_not_a_uuid_is_refused_and_nothing_is_written(
+    bad_id: str, store: FakeStore, uow: FakeUnitOfWorkFactory
+) -> None:
+    with pytest.raises(InvalidCatalogId) as refused:
+        await AddPlaylistToLibrary(FakeLibraryAdditions(uow.store), FakeClock())(
+            AddPlaylistToLibraryCommand("alice", bad_id)
+        )
+
+    assert refused.value.raw == bad_id
+    assert (store.items, store.jobs, store.commits) == ({}, {}, 0)
 
 
 @pytest.mark.parametrize("bad_id", ["abc", "", " ", "-1", "1" * 21, "١٢٣", "12 34", "x" * 10_000])

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -16,6 +16,7 @@ import pytest
 from application.ports.catalog import (
     AlbumPage,
     CatalogAlbum,
+    CatalogPlaylist,
     CatalogTrack,
     CatalogUnavailable,
 )
@@ -625,3 +626,124 @@ async def test_albums_and_tracks_claimed_together_share_one_pipeline_and_one_ded
     assert len(w.queue.events) == 41
     assert set(w.queue.events) == {*[isrc(n) for n in range(1, 41)], isrc(1_001)}
     assert not w.store.recorded_twice
+
+
+# -- a playlist: one job of many pages, like an album (ADR 0029) ------------------------------
+
+PLAYLIST_ID = CatalogId("5a3b1e00-0000-4000-8000-00000000a001")
+
+
+def playlist_world(
+    tracks: Sequence[CatalogTrack], *, held: set[Isrc] | None = None, videos_per_page: int = 0
+) -> World:
+    """One playlist item, claimed, whose pages (20 items) hold `tracks` and some videos."""
+    w = world(held=held)
+    item = LibraryItem(
+        id=LibraryItemId(uuid.uuid4()),
+        user_id=UserId("user-playlist"),
+        kind=LibraryItemKind.PLAYLIST,
+        catalog_id=PLAYLIST_ID,
+        added_at=ENQUEUED,
+    )
+    w.store.add(item, worker=WORKER)
+    w.jobs.append(ClaimedJob(item.id, attempts=1, enqueued_at=ENQUEUED))
+    w.catalog.playlists[PLAYLIST_ID] = (CatalogPlaylist(PLAYLIST_ID, "A playlist"), list(tracks))
+    w.catalog.skipped_per_page = videos_per_page
+    return w
+
+
+def playlist_tracks(numbers: Sequence[int]) -> list[CatalogTrack]:
+    """Tracks from several albums, one per ISRC number given (a number may repeat)."""
+    return [
+        CatalogTrack(
+            catalog_id=CatalogId(str(600_000 + number)),
+            isrc=isrc(number),
+            title=f"Listed {number}",
+            album_id=CatalogId(str(800_000 + number % 7)),
+        )
+        for number in numbers
+    ]
+
+
+@pytest.mark.parametrize(
+    ("size", "index_calls", "sends"),
+    [
+        (45, [20, 25], [20, 25]),
+        # Thousands of tracks: the first page alone, then writes of 1,000, sends of 500.
+        (5_000, [20, 1_000, 1_000, 1_000, 1_000, 980], [20] + [500] * 9 + [480]),
+    ],
+)
+async def test_a_playlists_pages_go_through_the_albums_writes(
+    size: int, index_calls: list[int], sends: list[int]
+) -> None:
+    w = playlist_world(playlist_tracks(range(1, size + 1)))
+
+    assert await w.run() == [JobOutcome.DONE]
+
+    assert w.catalog.playlist_calls == 1
+    assert w.catalog.album_calls == 0
+    assert w.index.calls == index_calls
+    assert [len(batch) for batch in w.queue.sends] == sends
+    assert w.queue.events == [isrc(n) for n in range(1, size + 1)]
+    assert [link.position for link in w.store.links] == list(range(size))
+    assert w.store.described == {w.item_of(0): ("A playlist", ())}
+    assert w.statuses() == ["done"]
+
+
+async def test_a_playlist_that_repeats_an_isrc_requests_it_once_for_its_first_place() -> None:
+    tracks = playlist_tracks([1, 2, 3, 2, 4, 1])
+    w = playlist_world(tracks)
+
+    assert await w.run() == [JobOutcome.DONE]
+
+    assert w.queue.events == [isrc(1), isrc(2), isrc(3), isrc(4)]
+    # Every place is linked, repeats included, so progress counts the playlist as it is.
+    assert [link.track_id for link in w.store.links] == [track.catalog_id for track in tracks]
+    requested_for = {request.isrc: request.track_id for request in w.queue.accepted}
+    assert requested_for[isrc(2)] == tracks[1].catalog_id
+
+
+async def test_a_playlists_events_name_each_tracks_own_album_never_the_playlist() -> None:
+    tracks = playlist_tracks([1, 2, 3])
+    w = playlist_world(
+        [*tracks, replace(tracks[0], catalog_id=CatalogId("700001"), isrc=isrc(9), album_id=None)]
+    )
+
+    await w.run()
+
+    assert [request.album_id for request in w.queue.accepted] == [
+        *(track.album_id for track in tracks),
+        None,
+    ]
+    assert all(request.library_item_id == w.item_of(0) for request in w.queue.accepted)
+
+
+async def test_a_playlists_tracks_already_indexed_or_settled_are_not_requested_again() -> None:
+    # What a re-sync sees: the tracks of the last sync are settled in the ledger (or held by the
+    # index), and only the ones added since are requested.
+    w = playlist_world(playlist_tracks([1, 2, 3]), held={isrc(3)})
+    await w.run()
+    assert w.queue.events == [isrc(1), isrc(2)]
+
+    w.catalog.playlists[PLAYLIST_ID] = (
+        CatalogPlaylist(PLAYLIST_ID, "A playlist"),
+        playlist_tracks([1, 2, 3, 5, 6]),
+    )
+    w.store.jobs[w.item_of(0)].status = "pending"
+    w.claimed_again()
+    assert await w.run() == [JobOutcome.DONE]
+
+    assert w.queue.events == [isrc(1), isrc(2), isrc(5), isrc(6)]
+    assert w.store.recorded_twice == []
+
+
+async def test_an_unknown_playlist_fails_its_job_for_good_with_the_reason() -> None:
+    w = playlist_world([])
+    del w.catalog.playlists[PLAYLIST_ID]
+
+    assert await w.run() == [JobOutcome.FAILED]
+
+    assert w.store.jobs[w.item_of(0)].last_error == (
+        f"playlist {PLAYLIST_ID.value} is not in the catalogue"
+    )
+    assert w.queue.sends == []
