@@ -36,6 +36,15 @@ mutation Add($id: ID!) {
     ... on InvalidCatalogId { message catalogId }
   }
 }"""
+ADD_PLAYLIST = """
+mutation Add($id: ID!) {
+  addPlaylistToLibrary(playlistId: $id) {
+    __typename
+    ... on AddToLibrarySuccess { alreadyInLibrary item { id kind catalogId ingestion { state } } }
+    ... on InvalidCatalogId { message catalogId }
+  }
+}"""
+SAMPLE_PLAYLIST = "5a3b1e00-0000-4000-8000-000000000001"
 REMOVE = """
 mutation Remove($id: ID!) {
   removeFromLibrary(itemId: $id) {
@@ -106,6 +115,63 @@ async def test_a_malformed_catalogue_id_answers_invalid_catalog_id_and_writes_no
 
     assert await _rows(engine, "library_items") == 0
     assert await _rows(engine, "scheduling_jobs") == 0
+
+
+async def test_a_playlist_is_added_under_its_uuid_in_lower_case_and_listed_as_a_playlist(
+    as_user: Callable[[str], GraphQLClient],
+) -> None:
+    alice = as_user("alice")
+    first = (await alice(ADD_PLAYLIST, {"id": SAMPLE_PLAYLIST.upper()}))["data"]
+    again = (await alice(ADD_PLAYLIST, {"id": f" {SAMPLE_PLAYLIST} "}))["data"]
+    await alice(ADD_ALBUM, {"id": "396698918"})
+
+    added = first["addPlaylistToLibrary"]
+    assert added["__typename"] == "AddToLibrarySuccess"
+    assert (added["alreadyInLibrary"], again["addPlaylistToLibrary"]["alreadyInLibrary"]) == (
+        False,
+        True,
+    )
+    assert added["item"]["kind"] == "PLAYLIST"
+    assert added["item"]["catalogId"] == SAMPLE_PLAYLIST
+    assert again["addPlaylistToLibrary"]["item"]["id"] == added["item"]["id"]
+    listed = (await alice(LIBRARY, {"kind": "PLAYLIST"}))["data"]["library"]
+    assert [edge["node"]["id"] for edge in listed["edges"]] == [added["item"]["id"]]
+
+
+@pytest.mark.parametrize(
+    "bad_id",
+    [
+        "396698918",
+        "",
+        "5a3b1e00000040008000000000000001",
+        "{5a3b1e00-0000-4000-8000-000000000001}",
+        "5a3b1e00-0000-4000-8000-00000000000z",
+        "37i9dQZF1DXcBWIGoYBM5M",  # a Spotify playlist id
+        "x" * 10_000,
+        "1; DROP TABLE x",
+    ],
+)
+async def test_a_playlist_id_that_is_not_a_uuid_answers_invalid_catalog_id_and_writes_nothing(
+    bad_id: str, as_user: Callable[[str], GraphQLClient], engine: AsyncEngine
+) -> None:
+    result = await as_user("alice")(ADD_PLAYLIST, {"id": bad_id})
+
+    answer = result["data"]["addPlaylistToLibrary"]
+    assert answer["__typename"] == "InvalidCatalogId"
+    assert answer["catalogId"] == bad_id
+    assert "catalogue id" in answer["message"]
+    assert await _rows(engine, "library_items") == 0
+    assert await _rows(engine, "scheduling_jobs") == 0
+
+
+async def test_a_playlists_uuid_is_no_album_or_track_id(
+    as_user: Callable[[str], GraphQLClient], engine: AsyncEngine
+) -> None:
+    for mutation, field in ((ADD_ALBUM, "addAlbumToLibrary"), (ADD_TRACK, "addTrackToLibrary")):
+        result = await as_user("alice")(mutation, {"id": SAMPLE_PLAYLIST})
+        assert result["data"][field]["__typename"] == "InvalidCatalogId"
+
+    assert await _rows(engine, "library_items") == 0
 
 
 async def test_the_library_pages_newest_first_and_filters_by_kind(

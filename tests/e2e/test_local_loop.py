@@ -19,7 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.qdrant.track_index import QdrantTrackIndex
-from adapters.tidal.sample import sample_catalog
+from adapters.tidal.sample import SAMPLE_PLAYLIST_IDS, sample_catalog
 from application.ports.catalog import CatalogTrack
 from application.use_cases.ingest_track import IngestTrack, TrackDocument
 from domain.values import CatalogId, Isrc
@@ -295,6 +295,43 @@ async def test_every_indexed_sample_track_is_the_top_hit_for_its_exact_title(
             if not found:
                 misses.append((track.title, top))
     assert misses == []
+
+
+ADD_PLAYLIST = """
+mutation Add($id: ID!) { addPlaylistToLibrary(playlistId: $id) {
+  ... on AddToLibrarySuccess { item { id title } alreadyInLibrary } } }"""
+
+
+async def test_the_sample_playlist_added_locally_is_indexed_but_its_isrc_less_tracks(
+    run_app: AppRunner, settings: Settings
+) -> None:
+    # 43 items: a video (not a track), 42 tracks of which 3 lack a usable ISRC, 37 ISRCs.
+    async with run_app() as app:
+        alice = app.as_user("alice")
+        added = await alice(ADD_PLAYLIST, {"id": SAMPLE_PLAYLIST_IDS[0]})
+        item_id = added["data"]["addPlaylistToLibrary"]["item"]["id"]
+
+        async def finished() -> dict[str, Any] | None:
+            ingestion = await progress_of(alice, item_id)
+            done = ingestion["state"] == "PARTIAL" and ingestion["tracksRequested"] == 0
+            return ingestion if done else None
+
+        ingestion = await until(finished)
+        hits = await alice(SEARCH, {"query": "Sample Song 7", "limit": 1})
+
+    assert ingestion == {
+        "state": "PARTIAL",
+        "tracksTotal": 42,
+        "tracksRequested": 0,
+        "tracksIndexed": 39,  # 37 ISRCs, two of them listed twice
+        "tracksSkipped": 3,
+        "tracksFailed": 0,
+        "lastError": None,
+    }
+    assert hits["data"]["searchTracks"][0]["trackId"] == "900000307"
+    points = points_in(settings)
+    assert len(points) == 37
+    assert set(points.values()) == {1}
 
 
 @pytest.mark.parametrize(

@@ -32,6 +32,7 @@ from tests.support.loopback_qdrant import LoopbackQdrant, QdrantMode
 from tests.support.loopback_tidal import (
     Fault,
     LoopbackAlbum,
+    LoopbackPlaylist,
     LoopbackTidal,
     LoopbackTrack,
     generated_album,
@@ -629,3 +630,127 @@ async def test_a_relay_stopped_mid_batch_hands_every_lease_back_and_the_next_fin
         await replacement.stop()
     assert [state["state"] for state in states] == ["SCHEDULED"] * 5
     assert_sent_once(inngest, isrcs)
+
+
+# -- playlists (ADR 0029) ---------------------------------------------------------------------
+
+ADD_PLAYLIST = """
+mutation Add($id: ID!) { addPlaylistToLibrary(playlistId: $id) {
+  __typename
+  ... on AddToLibrarySuccess { item { id kind catalogId title } alreadyInLibrary }
+  ... on InvalidCatalogId { message catalogId } } }"""
+PLAYLIST_ID = "5a3b1e00-0000-4000-8000-00000000e001"
+
+
+async def add_playlist(user: GraphQLClient, playlist_id: str) -> tuple[str, bool]:
+    answer = await user(ADD_PLAYLIST, {"id": playlist_id})
+    assert "errors" not in answer, answer
+    added = answer["data"]["addPlaylistToLibrary"]
+    assert added["__typename"] == "AddToLibrarySuccess", added
+    return str(added["item"]["id"]), bool(added["alreadyInLibrary"])
+
+
+def playlist_of(*groups: Sequence[LoopbackTrack]) -> LoopbackPlaylist:
+    return LoopbackPlaylist(
+        PLAYLIST_ID, "A loopback playlist", tuple(item for group in groups for item in group)
+    )
+
+
+async def test_a_playlist_with_repeats_and_videos_sends_one_event_per_isrc_in_its_order(
+    as_user: Callable[[str], GraphQLClient], tidal: LoopbackTidal, inngest: LoopbackInngest
+) -> None:
+    album = tidal.add_album(generated_album("610000", 50, videos_at=[4, 30]))
+    items = (*album.items[:45], album.items[2], album.items[40])  # two tracks listed twice
+    tidal.add_playlist(playlist_of(items))
+    alice = as_user("alice")
+
+    item_id, already = await add_playlist(alice, PLAYLIST_ID.upper())
+    state = await settled(alice, item_id)
+    await events_reach(inngest, 43)
+
+    assert not already
+    tracks = [item for item in items if item.kind == "tracks"]
+    assert state == {
+        "state": "SCHEDULED",
+        "tracksTotal": len(tracks),
+        "tracksRequested": len(tracks),
+        "tracksIndexed": 0,
+        "tracksSkipped": 0,
+        "tracksFailed": 0,
+        "lastError": None,
+    }
+    assert_sent_once(inngest, [item.isrc for item in tracks if item.isrc is not None])
+    assert [event.id for event in inngest.events] == [
+        event_id(isrc) for isrc in dict.fromkeys(t.isrc for t in tracks if t.isrc is not None)
+    ]
+    # The events name each track's own album and the playlist item, never the playlist's id.
+    assert {event.data["albumId"] for event in inngest.events} == {album.id}
+    assert {event.data["libraryItemId"] for event in inngest.events} == {item_id}
+    assert tidal.counts.by_endpoint["playlist"] == 1
+    assert tidal.counts.by_endpoint["playlist_items"] == 2
+
+
+async def test_re_adding_a_changed_playlist_sends_only_the_tracks_new_since_and_relinks_it(
+    as_user: Callable[[str], GraphQLClient], tidal: LoopbackTidal, inngest: LoopbackInngest
+) -> None:
+    album = tidal.add_album(generated_album("620000", 40))
+    other = tidal.add_album(generated_album("621000", 10, isrc_prefix="QZOTH26"))
+    alice, bob = as_user("alice"), as_user("bob")
+    await settled(bob, await add_album(bob, other.id))  # the other album's ISRCs are settled
+    tidal.add_playlist(playlist_of(album.items[:20]))
+    item_id, _ = await add_playlist(alice, PLAYLIST_ID)
+    await settled(alice, item_id)
+    await events_reach(inngest, 30)
+    reads_before = tidal.counts.by_endpoint["playlist"]
+    # Two tracks removed, five added, and two of the other album's tracks listed as well.
+    tidal.add_playlist(playlist_of(album.items[2:25], other.items[:2]))
+
+    again, already = await add_playlist(alice, PLAYLIST_ID)
+    state = await settled(alice, item_id)
+    await events_reach(inngest, 35)
+
+    assert (again, already) == (item_id, True)
+    assert tidal.counts.by_endpoint["playlist"] == reads_before + 1
+    assert (state["state"], state["tracksTotal"], state["tracksRequested"]) == (
+        "SCHEDULED",
+        25,
+        25,
+    )
+    assert_sent_once(inngest, isrcs_of(other) + isrcs_of(album)[:25])
+    assert len(inngest.events) == 35
+
+
+async def test_re_adding_an_unchanged_playlist_reads_it_again_and_sends_nothing(
+    as_user: Callable[[str], GraphQLClient], tidal: LoopbackTidal, inngest: LoopbackInngest
+) -> None:
+    album = tidal.add_album(generated_album("630000", 25))
+    tidal.add_playlist(playlist_of(album.items))
+    alice = as_user("alice")
+    item_id, _ = await add_playlist(alice, PLAYLIST_ID)
+    first = await settled(alice, item_id)
+    await events_reach(inngest, 25)
+    requests_before = inngest.request_count
+
+    await add_playlist(alice, PLAYLIST_ID)
+    second = await settled(alice, item_id)
+
+    assert second == first
+    assert inngest.request_count == requests_before
+    assert tidal.counts.by_endpoint["playlist"] == 2
+
+
+async def test_a_playlist_not_in_the_catalogue_fails_with_a_readable_error(
+    engine: AsyncEngine,
+    as_user: Callable[[str], GraphQLClient],
+    tidal: LoopbackTidal,
+    inngest: LoopbackInngest,
+) -> None:
+    alice = as_user("alice")
+    item_id, _ = await add_playlist(alice, PLAYLIST_ID)
+
+    state = await settled(alice, item_id)
+
+    assert state["state"] == "FAILED"
+    assert state["lastError"] == f"playlist {PLAYLIST_ID} is not in the catalogue"
+    assert await job_row(engine, item_id) == ("failed", 1)
+    assert inngest.request_count == 0

@@ -12,12 +12,13 @@ import pytest
 
 from adapters.tidal.client import READ_AHEAD_PAGES, RetryPolicy, TidalCatalog
 from adapters.tidal.pace import TokenBucketPace, Unpaced
-from adapters.tidal.sample import SAMPLE_ALBUM_IDS, sample_catalog
+from adapters.tidal.sample import SAMPLE_ALBUM_IDS, SAMPLE_PLAYLIST_IDS, sample_catalog
 from application.ports.catalog import (
     AlbumPage,
     CatalogItemNotFound,
     CatalogTrack,
     CatalogUnavailable,
+    PlaylistPage,
 )
 from domain.values import CatalogId, Isrc
 from tests.contracts import catalog as contract
@@ -619,3 +620,118 @@ async def test_every_sample_album_title_says_it_is_a_sample() -> None:
         for album_id in SAMPLE_ALBUM_IDS:
             pages = await all_pages(catalog, album_id)
             assert all("Sample" in page.album.title for page in pages)
+
+
+# -- playlists (ADR 0029, docs/reference/tidal-playlists.md) ---------------------------------
+
+PLAYLIST_ID = "5a3b1e00-0000-4000-8000-00000000b001"
+
+
+async def playlist_pages(
+    catalog: TidalCatalog, playlist_id: str = PLAYLIST_ID
+) -> list[PlaylistPage]:
+    return [page async for page in catalog.playlist_pages(CatalogId(playlist_id))]
+
+
+def listed(album: LoopbackAlbum, *positions: int) -> tuple[LoopbackTrack, ...]:
+    return tuple(album.items[position] for position in positions)
+
+
+@pytest.mark.parametrize("size", [1, 20, 21, 1_000])
+async def test_a_playlist_of_n_items_costs_ceil_n_over_20_calls_following_padded_cursors(
+    tidal: LoopbackTidal, catalog: TidalCatalog, size: int
+) -> None:
+    # The loopback's playlist cursors end in base64 '=' padding, percent-encoded in links.next
+    # (a cursor format TIDAL's own example code stumbled on): the link is followed as given.
+    album = tidal.add_album(generated_album("7400000", size))
+    tidal.add_playlist(LoopbackPlaylist(PLAYLIST_ID, "Loopback playlist", album.items))
+
+    pages = await playlist_pages(catalog)
+
+    assert [t.catalog_id.value for p in pages for t in p.tracks] == [i.id for i in album.items]
+    assert tidal.counts.by_endpoint["playlist"] == 1
+    assert tidal.counts.api == math.ceil(size / 20)
+    assert [page.is_last for page in pages] == [False] * (len(pages) - 1) + [True]
+    assert pages[0].playlist.title == "Loopback playlist"
+    assert pages[0].playlist.number_of_items == size
+
+
+async def test_a_playlists_videos_are_skipped_and_counted_and_its_repeats_kept(
+    tidal: LoopbackTidal, catalog: TidalCatalog
+) -> None:
+    album = tidal.add_album(generated_album("7500000", 30, videos_at=[3, 25]))
+    items = listed(album, 0, 3, 1, 25, 0, *range(4, 24))
+    tidal.add_playlist(LoopbackPlaylist(PLAYLIST_ID, "With videos", items))
+
+    pages = await playlist_pages(catalog)
+
+    expected = [item.id for item in items if item.kind == "tracks"]
+    assert [t.catalog_id.value for p in pages for t in p.tracks] == expected
+    assert [page.skipped_items for page in pages] == [2, 0]
+    # A playlist's track keeps its own album, and has no place on it.
+    first = pages[0].tracks[0]
+    assert (first.album_id, first.volume_number, first.track_number) == (
+        CatalogId("7500000"),
+        None,
+        None,
+    )
+
+
+async def test_a_playlists_tracks_left_out_of_included_are_looked_up_by_id(
+    tidal: LoopbackTidal, catalog: TidalCatalog
+) -> None:
+    album = tidal.add_album(generated_album("7600000", 25))
+    tidal.add_playlist(LoopbackPlaylist(PLAYLIST_ID, "Sparse", album.items))
+    tidal.switches.omit_from_included = {album.items[2].id, album.items[22].id}
+
+    pages = await playlist_pages(catalog)
+
+    assert [t.catalog_id.value for p in pages for t in p.tracks] == [i.id for i in album.items]
+    assert tidal.counts.by_endpoint["tracks"] == 2
+
+
+async def test_a_changed_playlist_is_read_as_it_is_now(
+    tidal: LoopbackTidal, catalog: TidalCatalog
+) -> None:
+    album = tidal.add_album(generated_album("7700000", 10))
+    tidal.add_playlist(LoopbackPlaylist(PLAYLIST_ID, "Before", listed(album, 0, 1)))
+    before = await playlist_pages(catalog)
+    tidal.add_playlist(LoopbackPlaylist(PLAYLIST_ID, "After", listed(album, 1, 5, 6)))
+
+    after = await playlist_pages(catalog)
+
+    assert [t.catalog_id.value for t in before[0].tracks] == ["7700001", "7700002"]
+    assert [t.catalog_id.value for t in after[0].tracks] == ["7700002", "7700006", "7700007"]
+    assert after[0].playlist.title == "After"
+
+
+async def test_an_unknown_playlist_is_not_found_after_one_call(
+    tidal: LoopbackTidal, catalog: TidalCatalog
+) -> None:
+    with pytest.raises(CatalogItemNotFound) as raised:
+        await playlist_pages(catalog)
+
+    assert str(raised.value) == f"playlist {PLAYLIST_ID} is not in the catalogue"
+    assert tidal.counts.api == 1
+
+
+async def test_a_playlist_whose_id_in_the_document_is_not_a_uuid_reads_as_unavailable(
+    tidal: LoopbackTidal, catalog: TidalCatalog
+) -> None:
+    # Asked for by its UUID, answered with another id: a document that is not what was asked.
+    album = tidal.add_album(generated_album("7800000", 2))
+    tidal.add_playlist(LoopbackPlaylist("12345", "Digits", album.items))
+
+    with pytest.raises(CatalogUnavailable):
+        [page async for page in catalog.playlist_pages(CatalogId("12345"))]
+
+
+async def test_the_sample_catalogue_serves_its_playlist_with_a_video_and_repeats() -> None:
+    async with sample_catalog() as catalog:
+        pages = await playlist_pages(catalog, SAMPLE_PLAYLIST_IDS[0])
+
+    tracks = [track for page in pages for track in page.tracks]
+    assert len(tracks) == 42
+    assert sum(page.skipped_items for page in pages) == 1
+    assert tracks[0].catalog_id == tracks[-1].catalog_id == CatalogId("900000301")
+    assert len({track.isrc for track in tracks if track.isrc is not None}) == 37
