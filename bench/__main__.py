@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from bench import adds, scheduling, suite, sustained
+from bench import adds, fairness, scheduling, suite, sustained
 from bench.rig import QUICK, Config, Rig, open_rig
 
 
@@ -60,6 +60,9 @@ SECTIONS = {
         "users adding for a while, then draining", on_the_rig(sustained.run_alone)
     ),
     "validation": Section("what GraphQL documents cost to check, in process", validation_cost),
+    "fairness": Section(
+        "one user's flood and others' adds under TIDAL's meter", on_the_rig(fairness.run_alone)
+    ),
 }
 
 
@@ -67,7 +70,14 @@ def config_from(arguments: argparse.Namespace) -> Config:
     config = QUICK if arguments.quick else Config()
     overrides: dict[str, Any] = {
         name: value
-        for name in ("repeats", "add_seconds", "sustained_seconds", "users", "scheduling_runs")
+        for name in (
+            "repeats",
+            "add_seconds",
+            "sustained_seconds",
+            "users",
+            "scheduling_runs",
+            "fairness_flood",
+        )
         if (value := getattr(arguments, name)) is not None
     }
     if arguments.connections:
@@ -84,6 +94,7 @@ def main() -> None:
     parser.add_argument("--sustained-seconds", type=float)
     parser.add_argument("--users", type=int)
     parser.add_argument("--scheduling-runs", type=int)
+    parser.add_argument("--fairness-flood", type=int, help="albums user A floods (200)")
     parser.add_argument(
         "--only",
         choices=tuple(SECTIONS),

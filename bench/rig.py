@@ -30,6 +30,12 @@ class Config:
     tidal_rate: float = 50.0
     tidal_burst: int = 50
     validation_repeats: int = 20
+    # The fairness section (bench/fairness.py): A's flood of albums, the other users, and
+    # TIDAL's meter with its 5 s slot scaled down.
+    fairness_flood: int = 200
+    fairness_others: int = 10
+    fairness_slot: float = 0.5
+    fairness_latency: float = 0.02
     quick: bool = False
 
 
@@ -44,6 +50,9 @@ QUICK = Config(
     think=0.2,
     albums=4,
     validation_repeats=3,
+    fairness_flood=6,
+    fairness_others=2,
+    fairness_slot=0.2,
     quick=True,
 )
 

@@ -25,6 +25,8 @@ from adapters.postgres.database import disposable_transaction
 from adapters.tidal.pace import (
     DEFAULT_BURST,
     DEFAULT_REQUESTS_PER_SECOND,
+    METER_HEADROOM,
+    FairTurns,
     RateLimitHeaders,
     retry_after_seconds,
 )
@@ -87,7 +89,8 @@ class PostgresPace:
     `acquire()` takes one token from the `tidal_pace` row named `bucket`, refilled by the time
     elapsed on the database's clock; when none is available (or a 429's Retry-After holds every
     process back) it commits, sleeps the computed wait outside any transaction, and tries again.
-    Within one process, callers queue in arrival order, so only one of them polls the database.
+    Within one process, one task polls the database and hands each slot to the waiting caller
+    `domain.fair_share.next_turn` names (ADR 0028).
 
     `observe(headers)` only records TIDAL's headers in memory, and then writes them to the row
     from a background task (and in any case with the next `acquire()`): `x-ratelimit-*` become
@@ -115,25 +118,26 @@ class PostgresPace:
         self._configured = False
         self._pending: _Observation | None = None
         self._flush_task: asyncio.Task[None] | None = None
-        # asyncio.Lock is fair: waiters are admitted in arrival order.
-        self._lock = asyncio.Lock()
+        self._unreachable_wait = _UNREACHABLE_FIRST_WAIT
+        self._turns = FairTurns(self._take_or_wait_for_the_database)
 
-    async def acquire(self) -> None:
-        async with self._lock:
-            unreachable_wait = _UNREACHABLE_FIRST_WAIT
-            while True:
-                try:
-                    wait = await self._take_or_wait()
-                except Exception:
-                    # The Pace contract raises nothing but cancellation. Without the shared row
-                    # no process may call TIDAL, so wait for the database rather than guess.
-                    log.warning("tidal_pace.database_unavailable", exc_info=True)
-                    await asyncio.sleep(unreachable_wait)
-                    unreachable_wait = min(unreachable_wait * 2, _UNREACHABLE_LONGEST_WAIT)
-                    continue
-                if wait <= 0:
-                    return
-                await asyncio.sleep(wait)
+    async def acquire(self, *, opens_item: bool = True) -> None:
+        await self._turns.take(opens_item=opens_item)
+
+    async def _take_or_wait_for_the_database(self) -> float:
+        try:
+            wait = await self._take_or_wait()
+        except Exception:
+            # The Pace contract raises nothing but cancellation. Without the shared row no
+            # process may call TIDAL, so wait for the database rather than guess.
+            log.warning("tidal_pace.database_unavailable", exc_info=True)
+            wait, self._unreachable_wait = (
+                self._unreachable_wait,
+                min(self._unreachable_wait * 2, _UNREACHABLE_LONGEST_WAIT),
+            )
+            return wait
+        self._unreachable_wait = _UNREACHABLE_FIRST_WAIT
+        return wait
 
     def observe(self, headers: Mapping[str, str]) -> None:
         try:
@@ -157,7 +161,9 @@ class PostgresPace:
         self._settle(observation)
 
     async def aclose(self) -> None:
-        """Stop the background write, if one is running; pending observations are dropped."""
+        """Stop the background write, if one is running (pending observations are dropped),
+        and the task that takes turns."""
+        await self._turns.aclose()
         task, self._flush_task = self._flush_task, None
         if task is not None and not task.done():
             task.cancel()
@@ -298,7 +304,7 @@ def _applied(
     """The bucket after TIDAL's word: its rate and capacity win, its remaining requests cap the
     tokens (plus what has refilled since it said so), and a Retry-After extends the block."""
     if observation.requests_per_second is not None and observation.requests_per_second > 0:
-        rate = observation.requests_per_second
+        rate = observation.requests_per_second * METER_HEADROOM
     if observation.burst is not None:
         capacity = max(1.0, observation.burst)
     tokens = min(tokens, capacity)

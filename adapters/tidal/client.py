@@ -271,6 +271,7 @@ class TidalCatalog:
             document = await self._get(
                 self._url(f"{kind.path}/{iid}/relationships/items", {"include": _ITEMS_INCLUDE}),
                 missing=missing,
+                opens_item=False,
             )
             index, refs, link = self._items_page(document)
         else:
@@ -290,14 +291,17 @@ class TidalCatalog:
                 followed.add(link)
                 this_permit, permit = permit, None
                 request = self._get(
-                    self._link_url(link, _ITEMS_INCLUDE), missing=missing, permit=this_permit
+                    self._link_url(link, _ITEMS_INCLUDE),
+                    missing=missing,
+                    permit=this_permit,
+                    opens_item=False,
                 )
                 if len(followed) < expected_follow_ups:
                     # The next page's turn at the pace is taken while this page is in flight,
                     # not after it arrives: a shared pace costs a database transaction, on
                     # the path of every page otherwise (bench/). Only when the item says
                     # there is a next page, so that no turn is taken for nothing.
-                    permit = asyncio.create_task(self._pace.acquire())
+                    permit = asyncio.create_task(self._pace.acquire(opens_item=False))
                 document = await request
                 index, refs, link = self._items_page(document)
         finally:
@@ -419,10 +423,13 @@ class TidalCatalog:
         *,
         missing: tuple[str, str] | None,
         permit: asyncio.Task[None] | None = None,
+        opens_item: bool = True,
     ) -> JsonObject:
         """GET a JSON:API document with retries. `missing` names what a 404 means; without it
         a 404 reads as an empty collection. `permit`, when given, is a turn at the pace already
-        being taken for the first attempt; retries take their own."""
+        being taken for the first attempt; retries take their own. `opens_item` is false for
+        the later pages of an album, which the pace lets a newly added item's first request
+        overtake (ADR 0028)."""
         policy = self._retry
         try:
             async for attempt in stamina.retry_context(
@@ -435,7 +442,7 @@ class TidalCatalog:
             ):
                 with attempt:
                     first_permit, permit = permit, None
-                    return await self._get_once(url, first_permit)
+                    return await self._get_once(url, first_permit, opens_item)
         except _NotFound as error:
             if missing is None:
                 return {"data": [], "links": {}}
@@ -458,22 +465,29 @@ class TidalCatalog:
             return False
         return error.retry_after
 
-    async def _get_once(self, url: httpx.URL, permit: asyncio.Task[None] | None) -> JsonObject:
+    async def _get_once(
+        self, url: httpx.URL, permit: asyncio.Task[None] | None, opens_item: bool
+    ) -> JsonObject:
         token = await self._tokens.current()
-        response = await self._send(url, token, permit)
+        response = await self._send(url, token, permit, opens_item=opens_item)
         if response.status_code == 401:
             # Expired or revoked: renew once (shared with every request that saw the same
             # token rejected), then give up, since a fresh token being refused is not transient.
-            response = await self._send(url, await self._tokens.renew(token))
+            response = await self._send(url, await self._tokens.renew(token), opens_item=opens_item)
             if response.status_code == 401:
                 raise CatalogUnavailable("TIDAL refused a freshly issued access token")
         return self._document(response)
 
     async def _send(
-        self, url: httpx.URL, token: str, permit: asyncio.Task[None] | None = None
+        self,
+        url: httpx.URL,
+        token: str,
+        permit: asyncio.Task[None] | None = None,
+        *,
+        opens_item: bool,
     ) -> httpx.Response:
         if permit is None:
-            await self._pace.acquire()
+            await self._pace.acquire(opens_item=opens_item)
         else:
             await permit
         started = time.monotonic()

@@ -19,16 +19,31 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
+import structlog
+
+from application.ports.catalog import READING_FOR
+from domain.fair_share import TurnRequest, after_turn, next_turn
+from domain.values import UserId
+
+log = structlog.get_logger(__name__)
+
 DEFAULT_REQUESTS_PER_SECOND = 0.2
 DEFAULT_BURST = 2
+# The share of the rate TIDAL's headers state that the pace uses. At exactly the stated rate,
+# any jitter between our clock and TIDAL's (a request that arrives a few ms early) is a 429;
+# 3% below it, TIDAL's bucket keeps a growing reserve that absorbs the jitter (ADR 0028).
+METER_HEADROOM = 0.97
 
 
 class Pace(Protocol):
     """Admission control for requests to TIDAL's API (not the token endpoint).
 
-    - `acquire()` returns when one request may be sent, waiting as long as needed; each call
-      admits exactly one request. It must be safe to call from many tasks at once, and admission
-      should be first come, first served. It raises nothing but cancellation.
+    - `acquire(opens_item=)` returns when one request may be sent, waiting as long as needed;
+      each call admits exactly one request. It must be safe to call from many tasks at once.
+      Admission follows `domain.fair_share.next_turn` (ADR 0028): a request that opens an item
+      (its first) before the later pages of items under way, the requester
+      (`application.ports.catalog.READING_FOR`) served least recently first, one requester's
+      requests in their order. It raises nothing but cancellation.
     - `observe(headers)` is called with the headers of every API response, 429s included, and
       never blocks or raises. Implementations may use `x-ratelimit-remaining`,
       `x-ratelimit-requested-tokens`, `x-ratelimit-burst-capacity`,
@@ -36,9 +51,73 @@ class Pace(Protocol):
       grants; headers may be absent, and then the configured base rate applies.
     """
 
-    async def acquire(self) -> None: ...
+    async def acquire(self, *, opens_item: bool = True) -> None: ...
 
     def observe(self, headers: Mapping[str, str]) -> None: ...
+
+
+class FairTurns:
+    """The slots of a meter, handed to waiting requests in the order of
+    `domain.fair_share.next_turn`. One task (started while anyone waits) takes the slots with
+    `take_or_wait` (0: a slot was taken; otherwise seconds to wait before asking again) and
+    chooses who gets each only once it holds it, so a request that arrives while the slot is
+    awaited still competes for it."""
+
+    def __init__(
+        self,
+        take_or_wait: Callable[[], Awaitable[float]],
+        *,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._take_or_wait = take_or_wait
+        self._sleep = sleep
+        self._waiting: list[TurnRequest[UserId]] = []
+        self._granted: dict[int, asyncio.Future[None]] = {}
+        self._last_served: dict[UserId | None, int] = {}
+        self._sequence = 0
+        self._slot = 0
+        self._taker: asyncio.Task[None] | None = None
+
+    async def take(self, *, opens_item: bool) -> None:
+        request = TurnRequest(READING_FOR.get(), opens_item, self._sequence)
+        self._sequence += 1
+        granted = asyncio.get_running_loop().create_future()
+        self._waiting.append(request)
+        self._granted[request.sequence] = granted
+        if self._taker is None or self._taker.done():
+            self._taker = asyncio.create_task(self._take_slots(), name="pace-turns")
+        try:
+            await granted
+        finally:
+            # Cancelled while waiting: out of the queue (a slot already taken for it is lost).
+            if self._granted.pop(request.sequence, None) is not None:
+                self._waiting = [r for r in self._waiting if r.sequence != request.sequence]
+
+    async def aclose(self) -> None:
+        taker, self._taker = self._taker, None
+        if taker is not None and not taker.done():
+            taker.cancel()
+            await asyncio.wait([taker])
+
+    async def _take_slots(self) -> None:
+        while self._waiting:
+            try:
+                wait = await self._take_or_wait()
+            except Exception:  # the taker must outlive a failure, or every waiter would hang
+                log.warning("pace.take_failed", exc_info=True)
+                wait = 0.2
+            if wait > 0:
+                await self._sleep(wait)
+                continue
+            if not self._waiting:
+                return  # everyone left while the slot was taken: it goes unused
+            chosen = next_turn(self._waiting, last_served=self._last_served)
+            self._waiting = after_turn(self._waiting, chosen)
+            self._last_served[chosen.requester] = self._slot
+            self._slot += 1
+            granted = self._granted.pop(chosen.sequence)
+            if not granted.done():
+                granted.set_result(None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,22 +204,20 @@ class TokenBucketPace:
         self._sleep = sleep
         self._updated_at = clock()
         self._hold_until = 0.0
-        # One waiter at a time: the others queue on the lock in arrival order (asyncio.Lock is
-        # fair), so admission is first come, first served.
-        self._lock = asyncio.Lock()
+        self._turns = FairTurns(self._take_or_wait, sleep=sleep)
 
-    async def acquire(self) -> None:
-        async with self._lock:
-            while True:
-                now = self._clock()
-                self._refill(now)
-                if now < self._hold_until:
-                    await self._sleep(self._hold_until - now)
-                    continue
-                if self._tokens >= 1:
-                    self._tokens -= 1
-                    return
-                await self._sleep((1 - self._tokens) / self._rate)
+    async def acquire(self, *, opens_item: bool = True) -> None:
+        await self._turns.take(opens_item=opens_item)
+
+    async def _take_or_wait(self) -> float:
+        now = self._clock()
+        self._refill(now)
+        if now < self._hold_until:
+            return self._hold_until - now
+        if self._tokens >= 1:
+            self._tokens -= 1
+            return 0.0
+        return (1 - self._tokens) / self._rate
 
     def observe(self, headers: Mapping[str, str]) -> None:
         now = self._clock()
@@ -148,7 +225,7 @@ class TokenBucketPace:
         server = RateLimitHeaders.parse(headers)
         if server is not None:
             if server.requests_per_second is not None:
-                self._rate = server.requests_per_second
+                self._rate = server.requests_per_second * METER_HEADROOM
             if server.request_burst is not None:
                 self._capacity = max(1.0, server.request_burst)
             self._tokens = min(self._tokens, server.requests_remaining, self._capacity)
@@ -165,7 +242,7 @@ class TokenBucketPace:
 class Unpaced:
     """No pacing: for the offline sample catalogue and tests, where nobody meters the calls."""
 
-    async def acquire(self) -> None:
+    async def acquire(self, *, opens_item: bool = True) -> None:
         return None
 
     def observe(self, headers: Mapping[str, str]) -> None:

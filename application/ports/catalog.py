@@ -4,12 +4,18 @@ pages."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Protocol
 
 from application.errors import DependencyUnavailable
 from domain.errors import DomainError
-from domain.values import CatalogId, Isrc
+from domain.values import CatalogId, Isrc, UserId
+
+# Whom the catalogue is being read for. The scheduler sets it around each item's reads; a
+# metered catalogue (TIDAL's pace) shares its slots fairly between them (ADR 0028). Tasks a
+# catalogue starts (read-ahead) inherit it. None: nobody in particular.
+READING_FOR: ContextVar[UserId | None] = ContextVar("catalogue_reading_for", default=None)
 
 
 class CatalogItemNotFound(DomainError):

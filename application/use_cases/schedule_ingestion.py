@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from application.ports.catalog import (
+    READING_FOR,
     AlbumPage,
     Catalog,
     CatalogItemNotFound,
@@ -233,7 +234,12 @@ class ScheduleIngestion:
 
     async def _resolve_tracks(self, items: Sequence[LibraryItem]) -> _Batch:
         """Track items: one catalogue lookup for all of them; each is resolved in full."""
-        found = await self._catalog.tracks([item.catalog_id for item in items])
+        owners = {item.user_id for item in items}
+        reading_for = READING_FOR.set(owners.pop() if len(owners) == 1 else None)
+        try:
+            found = await self._catalog.tracks([item.catalog_id for item in items])
+        finally:
+            READING_FOR.reset(reading_for)
         resolved = _Batch()
         for item in items:
             track = found.get(item.catalog_id)
@@ -255,7 +261,9 @@ class ScheduleIngestion:
         return self._catalog.album_pages(item.catalog_id)
 
     async def _resolve_pages(self, run: _Run, item: LibraryItem) -> None:
-        """An album or playlist item: its pages in order, each taken as it arrives."""
+        """An album or playlist item: its pages in order, each taken as it arrives, read for
+        its owner (so a metered catalogue shares its slots fairly, ADR 0028)."""
+        reading_for = READING_FOR.set(item.user_id)
         pages = self._pages(item)
         position = 0
         try:
@@ -276,6 +284,7 @@ class ScheduleIngestion:
             # Closed here and now: left to the garbage collector, the stream (and whatever it
             # reads ahead) would outlive the job.
             await _close(pages)
+            READING_FOR.reset(reading_for)
 
     async def _take(self, run: _Run, resolved: _Batch) -> None:
         """Add what the catalogue answered to the pending batch; write the first answer alone,

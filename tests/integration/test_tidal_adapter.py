@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from adapters.tidal.client import READ_AHEAD_PAGES, RetryPolicy, TidalCatalog
-from adapters.tidal.pace import TokenBucketPace, Unpaced
+from adapters.tidal.pace import METER_HEADROOM, TokenBucketPace, Unpaced
 from adapters.tidal.sample import SAMPLE_ALBUM_IDS, SAMPLE_PLAYLIST_IDS, sample_catalog
 from application.ports.catalog import (
     AlbumPage,
@@ -489,18 +489,19 @@ async def test_the_token_bucket_follows_tidals_ratelimit_headers_and_retry_after
         }
     )
     await pace.acquire()
-    assert clock.now == pytest.approx(5.0)  # 5 tokens a request at 1 token/s
+    # 5 tokens a request at 1 token/s, used at METER_HEADROOM of that rate (ADR 0028).
+    assert clock.now == pytest.approx(5.0 / METER_HEADROOM)
 
     pace.observe({"retry-after": "30"})
     await pace.acquire()
-    assert clock.now == pytest.approx(35.0)
+    assert clock.now == pytest.approx(5.0 / METER_HEADROOM + 30)
 
 
 async def test_every_request_is_admitted_by_the_pace(tidal: LoopbackTidal) -> None:
     class CountingPace(Unpaced):
         admitted = 0
 
-        async def acquire(self) -> None:
+        async def acquire(self, *, opens_item: bool = True) -> None:
             CountingPace.admitted += 1
 
     tidal.add_album(generated_album("9000000", 41))
@@ -525,7 +526,7 @@ async def test_a_pages_turn_at_the_pace_is_taken_while_the_page_before_is_in_fli
     answered_at_each_turn: list[int] = []
 
     class RecordingPace(Unpaced):
-        async def acquire(self) -> None:
+        async def acquire(self, *, opens_item: bool = True) -> None:
             answered_at_each_turn.append(answered)
 
     async def count(response: httpx.Response) -> None:
@@ -561,7 +562,7 @@ async def test_a_stream_closed_early_leaves_no_turn_at_the_pace_being_taken(
     tidal: LoopbackTidal,
 ) -> None:
     class SlowPace(Unpaced):
-        async def acquire(self) -> None:
+        async def acquire(self, *, opens_item: bool = True) -> None:
             await asyncio.sleep(0.05)
 
     tidal.add_album(generated_album("9200000", 120))

@@ -21,6 +21,7 @@ from typing import Self, cast
 
 from application.errors import TooManyPendingAdds
 from application.ports.catalog import (
+    READING_FOR,
     AlbumPage,
     CatalogAlbum,
     CatalogItemNotFound,
@@ -693,6 +694,7 @@ class FakeCatalog:
         self.playlist_calls = 0
         self.track_calls: list[CatalogId] = []
         self.batch_calls: list[list[CatalogId]] = []
+        self.read_for: list[UserId | None] = []  # READING_FOR at each lookup and page
         self.fail_before_page: int | None = None
         self.gate_before_page: dict[int, asyncio.Event] = {}
 
@@ -705,6 +707,7 @@ class FakeCatalog:
 
     async def tracks(self, track_ids: Sequence[CatalogId]) -> dict[CatalogId, CatalogTrack]:
         self.batch_calls.append(list(track_ids))
+        self.read_for.append(READING_FOR.get())
         self._reach()
         return {tid: self.known_tracks[tid] for tid in track_ids if tid in self.known_tracks}
 
@@ -738,6 +741,7 @@ class FakeCatalog:
         try:
             for number, chunk in enumerate(chunks, start=1):
                 self.events.append(f"catalogue asked for page {number}")
+                self.read_for.append(READING_FOR.get())
                 if number in self.gate_before_page:
                     await self.gate_before_page[number].wait()
                 self._reach()  # it may fail between pages too

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from application.ports.catalog import (
+    READING_FOR,
     AlbumPage,
     CatalogAlbum,
     CatalogPlaylist,
@@ -258,6 +259,17 @@ async def test_an_album_without_tracks_is_described_and_done() -> None:
 
     assert (w.index.calls, w.queue.sends, w.store.links) == ([], [], [])
     assert w.store.described == {w.item_of(0): ("An album", ("An artist",))}
+
+
+async def test_the_catalogue_is_read_for_the_items_owner_so_its_pace_can_be_fair() -> None:
+    albums = world(albums=[album(45)])
+    assert await albums.run() == [JobOutcome.DONE]
+    tracks = world(singles=[single(1), single(2)])  # two owners in one lookup
+    assert await tracks.run() == [JobOutcome.DONE, JobOutcome.DONE]
+
+    assert albums.catalog.read_for == ["user-0"] * 3  # every page
+    assert tracks.catalog.read_for == [None]
+    assert READING_FOR.get() is None  # and nothing is left set behind
 
 
 # -- an album: links and dedupe ---------------------------------------------------------------
