@@ -72,3 +72,12 @@ class TooManyPendingAdds(ApplicationError):
             f"{limit} added items are still waiting to be scheduled; retry when some are done"
         )
         self.limit = limit
+
+
+class NothingToRetry(ApplicationError):
+    """A retry of an item whose ingestion has not failed (neither its scheduling nor any of
+    its tracks): nothing was changed."""
+
+    def __init__(self, item_id: str) -> None:
+        super().__init__(f"library item {item_id[:64]!r} has nothing that failed to retry")
+        self.item_id = item_id

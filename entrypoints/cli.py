@@ -51,7 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     commands.add_parser("migrate", help="apply the database migrations")
     commands.add_parser("relay", help="run only the scheduling relay (no API)")
-    reschedule = commands.add_parser("reschedule", help="dispatch failed ingestion requests again")
+    reschedule = commands.add_parser(
+        "reschedule",
+        help="dispatch failed ingestion requests, and schedule failed items, again",
+    )
     reschedule.add_argument(
         "--all",
         action="store_true",
@@ -159,9 +162,12 @@ async def _reschedule(*, include_unindexed: bool) -> int:
         def show(total: int) -> None:
             print(f"\rrescheduled {total} requests", end="", file=sys.stderr, flush=True)
 
-        total = await reschedule(RescheduleCommand(include_unindexed=include_unindexed), show)
+        done = await reschedule(RescheduleCommand(include_unindexed=include_unindexed), show)
         print(file=sys.stderr)
-        print(f"{total} requests put back to 'requested'; a running relay dispatches them")
+        print(
+            f"{done.requests} requests put back to 'requested' and {done.jobs} failed items"
+            " to be scheduled again; a running relay does both"
+        )
     finally:
         await container.shutdown_resources()  # type: ignore[misc]
     return EXIT_OK

@@ -51,6 +51,7 @@ from application.use_cases.ingest_track import IngestTrack
 from application.use_cases.list_library import ListLibrary
 from application.use_cases.remove_from_library import RemoveFromLibrary
 from application.use_cases.reschedule import Reschedule
+from application.use_cases.retry_ingestion import RetryIngestion
 from application.use_cases.schedule_ingestion import ScheduleIngestion
 from application.use_cases.search_tracks import SearchTracks
 from domain.quotas import RatePolicy
@@ -248,6 +249,7 @@ class Container(containers.DeclarativeContainer):
         get_item=providers.Factory(GetLibraryItem, uow_factory),
         progress=providers.Factory(GetIngestionProgress, uow_factory),
         search=search_tracks,
+        retry=providers.Factory(RetryIngestion, uow_factory, clock),
     )
 
     inngest_client = providers.Singleton(inngest_client, settings)

@@ -11,6 +11,7 @@ from application.use_cases.get_ingestion_progress import GetIngestionProgress
 from application.use_cases.get_library_item import GetLibraryItem
 from application.use_cases.list_library import ListLibrary
 from application.use_cases.remove_from_library import RemoveFromLibrary
+from application.use_cases.retry_ingestion import RetryIngestion
 from application.use_cases.search_tracks import SearchTracks
 
 
@@ -24,3 +25,4 @@ class LibraryUseCases:
     get_item: GetLibraryItem
     progress: GetIngestionProgress
     search: SearchTracks
+    retry: RetryIngestion

@@ -142,6 +142,18 @@ _RESCHEDULE = text(
     """
 ).bindparams(bindparam("sources", type_=_STATES))
 
+# RESCHEDULE_FAILED for the ISRCs some items' tracks carry.
+_REOPEN_FAILED_TRACKS = text(
+    """
+    UPDATE isrc_ledger SET state = :target, attempts = 0, next_attempt_at = :now,
+           dispatched_at = NULL, last_error = NULL, updated_at = :now
+    WHERE state = ANY(:sources) AND isrc IN (
+        SELECT isrc FROM item_tracks
+        WHERE library_item_id = ANY(CAST(:item_ids AS uuid[])) AND isrc IS NOT NULL
+    )
+    """
+).bindparams(bindparam("sources", type_=_STATES))
+
 # The links of any number of items in one statement: the item id travels per row, like the
 # position.
 _LINK_TRACKS = text(
@@ -275,6 +287,17 @@ class PostgresIsrcLedger:
         transition = RESCHEDULE_UNINDEXED if include_unindexed else RESCHEDULE_FAILED
         result = await self._connection.execute(
             _RESCHEDULE, {**_transition(transition), "now": now, "limit": limit}
+        )
+        return int(result.rowcount)
+
+    async def reopen_failed_tracks(
+        self, item_ids: Sequence[LibraryItemId], *, now: datetime
+    ) -> int:
+        if not item_ids:
+            return 0
+        result = await self._connection.execute(
+            _REOPEN_FAILED_TRACKS,
+            {**_transition(RESCHEDULE_FAILED), "now": now, "item_ids": list(item_ids)},
         )
         return int(result.rowcount)
 

@@ -36,6 +36,8 @@ _CREATED, _EXISTING, _REFUSED = "created", "existing", "refused"
 # has ended puts the job back to pending and unlinks the item's tracks, so the relay reads the
 # item again (ADR 0029); only while the cap is open, and never a job still pending, which will
 # read the item as it is anyway. Data-modifying CTEs run whether or not they are referenced.
+# Any other re-add of an item whose scheduling failed puts its job back to pending: adding it
+# again is how a user retries it (ADR 0028). Either wakes the relays.
 _ADD = f"""
 WITH quota AS (
     SELECT CASE WHEN $8::integer IS NULL THEN true ELSE (
@@ -76,6 +78,17 @@ WITH quota AS (
     RETURNING job.library_item_id
 ), unlinked AS (
     DELETE FROM item_tracks WHERE library_item_id IN (SELECT library_item_id FROM resynced)
+), reopened AS (
+    UPDATE scheduling_jobs AS failed
+    SET status = '{SchedulingStatus.PENDING.value}', attempts = 0, run_after = $5,
+        locked_by = NULL, locked_until = NULL, updated_at = $5
+    FROM library_items AS item, quota
+    WHERE NOT ($9::boolean AND quota.open)
+      AND item.user_id = $2 AND item.kind = $3 AND item.catalog_id = $4
+      AND failed.library_item_id = item.id
+      AND failed.status = '{SchedulingStatus.FAILED.value}'
+      AND NOT EXISTS (SELECT FROM inserted)
+    RETURNING failed.library_item_id
 )
 SELECT '{_CREATED}' AS outcome, library_item_id AS id, NULL::timestamptz AS added_at,
        inserted.title, inserted.artist_names,
@@ -83,7 +96,10 @@ SELECT '{_CREATED}' AS outcome, library_item_id AS id, NULL::timestamptz AS adde
 FROM job JOIN inserted ON inserted.id = job.library_item_id
 UNION ALL
 SELECT '{_EXISTING}', id, added_at, title, artist_names,
-       (SELECT pg_notify('{SCHEDULING_CHANNEL}', library_item_id::text) FROM resynced)::text
+       (SELECT pg_notify('{SCHEDULING_CHANNEL}', library_item_id::text) FROM (
+            SELECT library_item_id FROM resynced
+            UNION ALL SELECT library_item_id FROM reopened
+        ) AS woken)::text
 FROM library_items
 WHERE user_id = $2 AND kind = $3 AND catalog_id = $4 AND NOT EXISTS (SELECT FROM inserted)
 UNION ALL

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import TextClause
 
 from adapters.postgres.library import row_to_item
-from adapters.postgres.tables import library_items, scheduling_jobs
+from adapters.postgres.tables import SCHEDULING_CHANNEL, library_items, scheduling_jobs
 from application.ports.scheduling import ClaimedJob, ItemDescription
 from domain.library import LibraryItem, LibraryItemKind, SchedulingStatus
 from domain.values import LibraryItemId
@@ -121,6 +121,29 @@ _RETRY_LATER = text(
     WHERE library_item_id = :item_id AND locked_by = :worker
     """
 )
+
+# Failed jobs back to pending, and a NOTIFY per job so that relays wake at once, as after an
+# add. `item_ids` NULL: any failed job.
+_REOPEN_FAILED = text(
+    f"""
+    WITH reopened AS (
+        UPDATE scheduling_jobs AS job
+        SET status = 'pending', attempts = 0, run_after = :now, locked_by = NULL,
+            locked_until = NULL, updated_at = :now
+        WHERE job.library_item_id IN (
+            SELECT library_item_id FROM scheduling_jobs
+            WHERE status = 'failed'
+              AND (CAST(:item_ids AS uuid[]) IS NULL OR library_item_id = ANY(:item_ids))
+            ORDER BY updated_at, library_item_id
+            LIMIT :limit
+            FOR UPDATE SKIP LOCKED
+        )
+        RETURNING job.library_item_id
+    )
+    SELECT library_item_id, pg_notify('{SCHEDULING_CHANNEL}', library_item_id::text)
+    FROM reopened
+    """
+).bindparams(_ITEM_IDS)
 
 _ITEMS = select(library_items).where(library_items.c.id == any_(_ITEM_IDS))
 
@@ -232,6 +255,15 @@ class PostgresSchedulingJobs:
             )
             .values(locked_by=None, locked_until=None)
         )
+
+    async def reopen_failed(
+        self, *, now: datetime, item_ids: Sequence[LibraryItemId] | None = None, limit: int
+    ) -> list[LibraryItemId]:
+        rows = await self._connection.execute(
+            _REOPEN_FAILED,
+            {"now": now, "limit": limit, "item_ids": None if item_ids is None else list(item_ids)},
+        )
+        return [LibraryItemId(item_id) for item_id, _ in rows]
 
     async def items(self, item_ids: Sequence[LibraryItemId]) -> dict[LibraryItemId, LibraryItem]:
         if not item_ids:

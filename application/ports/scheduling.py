@@ -92,6 +92,14 @@ class SchedulingJobs(Protocol):
         """Hand leased jobs back at once (on shutdown) instead of letting the lease run out."""
         ...
 
+    async def reopen_failed(
+        self, *, now: datetime, item_ids: Sequence[LibraryItemId] | None = None, limit: int
+    ) -> list[LibraryItemId]:
+        """Put up to `limit` failed jobs (of `item_ids`, or any) back to pending, due `now`
+        with their attempts reset, and wake the relays; their last error stays until they
+        end again. Answers the jobs reopened. A job that is not failed is left alone."""
+        ...
+
     async def items(self, item_ids: Sequence[LibraryItemId]) -> dict[LibraryItemId, LibraryItem]:
         """The jobs' library items, whoever owns them (one query); a removed item is absent
         from the answer."""
@@ -173,3 +181,10 @@ class IsrcLedger(Protocol):
         ...
 
     async def mark_failed(self, isrc: Isrc, *, reason: str, now: datetime) -> None: ...
+
+    async def reopen_failed_tracks(
+        self, item_ids: Sequence[LibraryItemId], *, now: datetime
+    ) -> int:
+        """Put the failed rows of the items' tracks back to `requested`, due now (the domain's
+        RESCHEDULE_FAILED), so the relay dispatches them again. Answers how many."""
+        ...

@@ -14,10 +14,18 @@ class RescheduleCommand:
     include_unindexed: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class Rescheduled:
+    requests: int  # ledger rows put back to `requested`
+    jobs: int  # failed scheduling jobs put back to pending
+
+
 class Reschedule:
     """Puts failed ingestion requests (and, if asked, every dispatched one not yet indexed) back
-    to `requested`, in batches of 1,000, one transaction each; the relay dispatches them again.
-    `progress` is told the running total after each batch. Returns the total."""
+    to `requested`, and failed scheduling jobs (items that show FAILED) back to pending, in
+    batches of 1,000, one transaction each; the relay dispatches and schedules them again (an
+    item the catalogue did not know fails again, without a catalogue call while the cache
+    remembers it). `progress` is told the running total of requests after each batch."""
 
     def __init__(self, uow_factory: UnitOfWorkFactory, clock: Clock) -> None:
         self._uow_factory = uow_factory
@@ -25,15 +33,23 @@ class Reschedule:
 
     async def __call__(
         self, command: RescheduleCommand, progress: Callable[[int], None] = lambda _: None
-    ) -> int:
-        total = 0
+    ) -> Rescheduled:
+        requests = 0
         while True:
             async with self._uow_factory() as uow:
                 count = await uow.ledger.reset_to_requested(
                     include_unindexed=command.include_unindexed, limit=BATCH, now=self._clock.now()
                 )
                 await uow.commit()
-            total += count
-            progress(total)
+            requests += count
+            progress(requests)
             if count < BATCH:
-                return total
+                break
+        jobs = 0
+        while True:
+            async with self._uow_factory() as uow:
+                reopened = await uow.jobs.reopen_failed(now=self._clock.now(), limit=BATCH)
+                await uow.commit()
+            jobs += len(reopened)
+            if len(reopened) < BATCH:
+                return Rescheduled(requests=requests, jobs=jobs)

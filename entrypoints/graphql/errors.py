@@ -22,6 +22,7 @@ from application.errors import (
     AddRateLimited,
     DependencyUnavailable,
     LibraryItemNotFound,
+    NothingToRetry,
     TooManyPendingAdds,
 )
 from application.ports.track_index import IndexUnavailable
@@ -70,6 +71,12 @@ ERRORS: dict[type[Exception], Answer] = {
     LibraryItemNotFound: Answer(
         NOT_FOUND,
         member=lambda error: types.LibraryItemNotFound(
+            message=str(error), item_id=strawberry.ID(error.item_id)
+        ),
+    ),
+    NothingToRetry: Answer(
+        BAD_USER_INPUT,
+        member=lambda error: types.NothingToRetry(
             message=str(error), item_id=strawberry.ID(error.item_id)
         ),
     ),

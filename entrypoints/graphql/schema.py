@@ -18,6 +18,7 @@ from application.use_cases.get_library_item import GetLibraryItemCommand
 from application.use_cases.list_library import ListLibraryCommand
 from application.use_cases.read_models import AddedItem
 from application.use_cases.remove_from_library import RemoveFromLibraryCommand
+from application.use_cases.retry_ingestion import RetryIngestionCommand
 from application.use_cases.search_tracks import SearchTracksCommand
 from entrypoints.graphql import described, types
 from entrypoints.graphql.context import RequestContext
@@ -202,6 +203,28 @@ class Mutation:
         except EXPECTED as error:
             return as_union_member(error, types.LibraryItemNotFound)
         return types.RemoveFromLibrarySuccess(removed_item_id=strawberry.ID(str(removed)))
+
+    @described.mutation(
+        "Retries what failed of an item's ingestion: a scheduling that gave up (FAILED; "
+        "lastError said why) runs again, and tracks whose ingestion failed are requested again. "
+        "Adding a FAILED item again does the same for its scheduling."
+    )
+    async def retry_ingestion(
+        self,
+        info: GraphQLInfo,
+        item_id: Annotated[
+            strawberry.ID, strawberry.argument(description="The library item's id.")
+        ],
+    ) -> types.RetryIngestionResult:
+        command = RetryIngestionCommand(user_id=info.context.user_id, item_id=str(item_id))
+        try:
+            item = await info.context.use_cases.retry(command)
+        except EXPECTED as error:
+            member = as_union_member(error, types.UserError)
+            # The use case raises these two only; the table builds their members.
+            assert isinstance(member, types.LibraryItemNotFound | types.NothingToRetry)
+            return member
+        return types.RetryIngestionSuccess(item=types.LibraryItem.from_domain(item))
 
 
 class LibingestSchema(ReadableErrorLog, RequestedOperationSchema):

@@ -189,6 +189,14 @@ class LibraryItemNotFound(UserError):
     item_id: strawberry.ID = strawberry.field(description="The id as the caller gave it.")
 
 
+@strawberry.type(
+    description="Nothing of the item's ingestion failed (neither its scheduling nor a track), "
+    "so there is nothing to retry; nothing was changed."
+)
+class NothingToRetry(UserError):
+    item_id: strawberry.ID = strawberry.field(description="The id as the caller gave it.")
+
+
 @strawberry.type(description="The item is in the user's library.")
 class AddToLibrarySuccess:
     item: LibraryItem = strawberry.field(description="The library item, new or already there.")
@@ -200,6 +208,14 @@ class AddToLibrarySuccess:
 @strawberry.type(description="The item is no longer in the user's library.")
 class RemoveFromLibrarySuccess:
     removed_item_id: strawberry.ID = strawberry.field(description="The id of the removed item.")
+
+
+@strawberry.type(description="What failed of the item is to be done again.")
+class RetryIngestionSuccess:
+    item: LibraryItem = strawberry.field(
+        description="The library item; its ingestion reads PENDING (or SCHEDULED) until the "
+        "retry ends."
+    )
 
 
 AddToLibraryResult = Annotated[
@@ -215,5 +231,13 @@ RemoveFromLibraryResult = Annotated[
     strawberry.union(
         "RemoveFromLibraryResult",
         description="The removed item's id, or that no such item is in the library.",
+    ),
+]
+RetryIngestionResult = Annotated[
+    RetryIngestionSuccess | LibraryItemNotFound | NothingToRetry,
+    strawberry.union(
+        "RetryIngestionResult",
+        description="The item being retried, that no such item is in the library, or that "
+        "nothing of it failed.",
     ),
 ]

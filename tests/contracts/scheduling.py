@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
-from application.ports.scheduling import ItemDescription
+from application.ports.scheduling import ItemDescription, ItemTrackLink
 from application.ports.unit_of_work import UnitOfWorkFactory
 from domain.ingestion import IngestionRequest
 from domain.library import LibraryItem, LibraryItemKind
@@ -222,6 +222,53 @@ class SchedulingContract:
         later = at + LEASE * 10
         assert await scheduling.claim(B, at=later) == [other.id]
 
+    async def test_a_failed_job_reopened_is_pending_due_and_claimed_afresh(
+        self, scheduling: SchedulingRig
+    ) -> None:
+        failed, other_failed, done = item(1), item(2), item(3)
+        for each in (failed, other_failed, done):
+            await scheduling.add(each)
+        at = T0 + timedelta(seconds=5)
+        await scheduling.claim(A, at=at)
+        async with scheduling.uow() as uow:
+            await uow.jobs.give_up(
+                {failed.id: "not in the catalogue", other_failed.id: "gone"}, worker=A, now=at
+            )
+            await uow.jobs.finish([done.id], worker=A, now=at)
+            await uow.commit()
+
+        later = at + timedelta(minutes=1)
+        async with scheduling.uow() as uow:
+            one = await uow.jobs.reopen_failed(now=later, item_ids=[failed.id, done.id], limit=5)
+            await uow.commit()
+        async with scheduling.uow() as uow:
+            none_twice = await uow.jobs.reopen_failed(now=later, item_ids=[failed.id], limit=5)
+            rest = await uow.jobs.reopen_failed(now=later, limit=5)
+            await uow.commit()
+        async with scheduling.uow() as uow:
+            claimed = await uow.jobs.claim(worker=B, limit=5, lease=LEASE, now=later)
+            await uow.commit()
+
+        assert (one, none_twice, rest) == ([failed.id], [], [other_failed.id])
+        assert {job.item_id: job.attempts for job in claimed} == {
+            failed.id: 1,
+            other_failed.id: 1,
+        }
+
+    async def test_a_reopen_not_committed_leaves_the_job_failed(
+        self, scheduling: SchedulingRig
+    ) -> None:
+        await scheduling.add(item(1))
+        at = T0 + timedelta(seconds=5)
+        await scheduling.claim(A, at=at)
+        async with scheduling.uow() as uow:
+            await uow.jobs.give_up({item(1).id: "not in the catalogue"}, worker=A, now=at)
+            await uow.commit()
+        async with scheduling.uow() as uow:
+            await uow.jobs.reopen_failed(now=at, limit=5)
+
+        assert await scheduling.claim(B, at=at + LEASE * 2) == []
+
     async def test_a_job_retried_later_is_due_again_at_its_own_time(
         self, scheduling: SchedulingRig
     ) -> None:
@@ -402,3 +449,31 @@ class SchedulingContract:
         assert reopened == 1  # the dispatched one; the indexed one stays indexed
         assert set(await scheduling.dispatchable(at=T0)) == {request(2).isrc, request(3).isrc}
         assert await scheduling.settled(1, at=T0 + timedelta(days=30)) == {request(1).isrc}
+
+    async def test_the_failed_tracks_of_an_item_are_reopened_and_no_others(
+        self, scheduling: SchedulingRig
+    ) -> None:
+        mine, others = item(1), item(2)
+        await scheduling.add(mine)
+        await scheduling.add(others)
+        async with scheduling.uow() as uow:
+            await uow.ledger.link_tracks(
+                [
+                    ItemTrackLink(mine.id, 0, request(1).track_id, request(1).isrc),
+                    ItemTrackLink(mine.id, 1, request(2).track_id, request(2).isrc),
+                    ItemTrackLink(mine.id, 2, request(4).track_id, None),
+                    ItemTrackLink(others.id, 0, request(3).track_id, request(3).isrc),
+                ]
+            )
+            await uow.ledger.record_requests([request(n) for n in (1, 2, 3)], now=T0)
+            await uow.ledger.mark_failed(request(1).isrc, reason="no audio", now=T0)
+            await uow.ledger.mark_indexed(request(2).isrc, now=T0)
+            await uow.ledger.mark_failed(request(3).isrc, reason="no audio", now=T0)
+            await uow.commit()
+
+        async with scheduling.uow() as uow:
+            reopened = await uow.ledger.reopen_failed_tracks([mine.id], now=T0)
+            await uow.commit()
+
+        assert reopened == 1
+        assert await scheduling.dispatchable(at=T0) == [request(1).isrc]

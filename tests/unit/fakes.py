@@ -328,6 +328,24 @@ class FakeSchedulingJobs:
             for item_id in claimed
         ]
 
+    async def reopen_failed(
+        self, *, now: datetime, item_ids: Sequence[LibraryItemId] | None = None, limit: int
+    ) -> list[LibraryItemId]:
+        failed = [
+            item_id
+            for item_id, job in self.store.jobs.items()
+            if job.status == "failed" and (item_ids is None or item_id in item_ids)
+        ][:limit]
+
+        def apply() -> None:
+            for item_id in failed:
+                job = self.store.jobs[item_id]
+                job.status, job.attempts, job.run_after = "pending", 0, now
+                job.locked_by = job.locked_until = None
+
+        self.staged.append(apply)
+        return failed
+
     async def items(self, item_ids: Sequence[LibraryItemId]) -> dict[LibraryItemId, LibraryItem]:
         self.store.item_reads += 1
         return {i: self._described(self.store.items[i]) for i in item_ids if i in self.store.items}
@@ -546,6 +564,25 @@ class FakeIsrcLedger:
 
         def apply() -> None:
             for isrc in self._move(transition, chosen):
+                self.store.dispatched_at.pop(isrc, None)
+                self.store.next_attempt_at[isrc] = now
+                self.store.dispatch_attempts[isrc] = 0
+
+        self.staged.append(apply)
+        return len(chosen)
+
+    async def reopen_failed_tracks(
+        self, item_ids: Sequence[LibraryItemId], *, now: datetime
+    ) -> int:
+        carried = {link.isrc for link in self.store.links if link.item_id in item_ids}
+        chosen = [
+            isrc
+            for isrc in self.store.ledger
+            if isrc in carried and self._state(isrc) in RESCHEDULE_FAILED.sources
+        ]
+
+        def apply() -> None:
+            for isrc in self._move(RESCHEDULE_FAILED, chosen):
                 self.store.dispatched_at.pop(isrc, None)
                 self.store.next_attempt_at[isrc] = now
                 self.store.dispatch_attempts[isrc] = 0

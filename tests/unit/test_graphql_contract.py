@@ -21,6 +21,7 @@ type Mutation {
   addAlbumToLibrary(albumId: ID!): AddToLibraryResult!
   addPlaylistToLibrary(playlistId: ID!): AddToLibraryResult!
   removeFromLibrary(itemId: ID!): RemoveFromLibraryResult!
+  retryIngestion(itemId: ID!): RetryIngestionResult!
 }
 enum LibraryItemKind { TRACK ALBUM PLAYLIST }
 type LibraryItem {
@@ -45,6 +46,9 @@ type AddToLibrarySuccess { item: LibraryItem!  alreadyInLibrary: Boolean! }
 union AddToLibraryResult = AddToLibrarySuccess | InvalidCatalogId
 type RemoveFromLibrarySuccess { removedItemId: ID! }
 union RemoveFromLibraryResult = RemoveFromLibrarySuccess | LibraryItemNotFound
+type NothingToRetry implements UserError { message: String!  itemId: ID! }
+type RetryIngestionSuccess { item: LibraryItem! }
+union RetryIngestionResult = RetryIngestionSuccess | LibraryItemNotFound | NothingToRetry
 """
 
 
