@@ -17,8 +17,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from adapters.auth.jwt_tokens import AuthenticationFailed, JwtAuthenticator
 from adapters.metrics.prometheus import PrometheusMetrics
+from adapters.postgres.backlog import read_backlog
 from adapters.postgres.database import is_reachable
-from adapters.postgres.ledger import ledger_rows_by_state
 from entrypoints import graphiql
 from entrypoints.container import Container, resolved, running
 from entrypoints.graphql.context import RequestContext
@@ -105,6 +105,7 @@ def create_app(container: Container | None = None, *, migrate: bool = True) -> F
         max_selections=settings.graphql_max_selections,
         field_merge_budget=settings.graphql_field_merge_budget,
         suggestions=not settings.is_production,
+        operation_observer=container.metrics(),
     )
     graphql = AuthenticatedGraphQL(
         schema,
@@ -149,7 +150,13 @@ def create_app(container: Container | None = None, *, migrate: bool = True) -> F
         if (refusal := metrics_refusal(settings, request)) is not None:
             return refusal
         exporter: PrometheusMetrics = request.app.state.metrics
-        exporter.set_ledger_rows(await ledger_rows_by_state(request.app.state.engine))
+        backlog = await read_backlog(request.app.state.engine)
+        exporter.set_backlog(
+            jobs_by_status=backlog.jobs_by_status,
+            pending_by_age=backlog.pending_by_age,
+            ledger_by_state=backlog.ledger_by_state,
+            pace_tokens=backlog.pace.tokens if backlog.pace is not None else None,
+        )
         return Response(generate_latest(exporter.registry), media_type=CONTENT_TYPE_LATEST)
 
     if settings.uses_inngest:

@@ -109,7 +109,9 @@ def jwt_settings(settings: Settings) -> JwtSettings:
     )
 
 
-async def catalog(settings: Settings, engine: AsyncEngine, clock: Clock) -> AsyncIterator[Catalog]:
+async def catalog(
+    settings: Settings, engine: AsyncEngine, clock: Clock, metrics: PrometheusMetrics
+) -> AsyncIterator[Catalog]:
     """TIDAL when credentials are configured, else the offline sample catalogue; either way
     behind the PostgreSQL catalogue cache."""
     inner: TidalCatalog
@@ -126,6 +128,7 @@ async def catalog(settings: Settings, engine: AsyncEngine, clock: Clock) -> Asyn
                 requests_per_second=settings.tidal_requests_per_second,
                 burst=settings.tidal_burst,
             ),
+            metrics=metrics,
         )
     else:
         log.info("catalog.offline_sample", reason="TIDAL_CLIENT_ID/SECRET not set")
@@ -230,11 +233,11 @@ class Container(containers.DeclarativeContainer):
         JwtAuthenticator, providers.Callable(jwt_settings, settings)
     )
 
-    catalog = providers.Resource(catalog, settings, engine, clock)
+    catalog = providers.Resource(catalog, settings, engine, clock, metrics)
     track_index = providers.Resource(track_index, settings)
     embedder = providers.Singleton(HashingEmbedder, settings.provided.embedding_dimension)
     ingest_track = providers.Singleton(
-        IngestTrack, uow_factory, catalog, embedder, track_index, clock
+        IngestTrack, uow_factory, catalog, embedder, track_index, clock, metrics
     )
     search_tracks = providers.Singleton(SearchTracks, embedder, track_index)
     reschedule = providers.Singleton(Reschedule, uow_factory, clock)

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY, INTEGER, TEXT, TIMESTAMP, UUID
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from adapters.postgres.tables import isrc_ledger
 from application.ports.scheduling import DispatchBatch, ItemTrackLink
@@ -331,12 +331,3 @@ def _ledger_columns(requests: Sequence[IngestionRequest]) -> dict[str, list[Any]
         ],
         "item_ids": [request.library_item_id for request in requests],
     }
-
-
-async def ledger_rows_by_state(engine: AsyncEngine) -> dict[str, int]:
-    """For the metrics endpoint: how many ISRCs are in each state."""
-    async with engine.connect() as connection:
-        rows = await connection.execute(
-            text("SELECT state, count(*) FROM isrc_ledger GROUP BY state")
-        )
-        return {state: int(count) for state, count in rows}

@@ -26,7 +26,7 @@ import stamina
 import structlog
 
 from adapters.tidal.auth import ClientCredentials, ClientCredentialsTokens, TokenRequestFailed
-from adapters.tidal.pace import Pace, TokenBucketPace, retry_after_seconds
+from adapters.tidal.pace import MeteredPace, Pace, TokenBucketPace, retry_after_seconds
 from adapters.tidal.parsing import (
     ALBUM_TYPE,
     PLAYLIST_TYPE,
@@ -56,6 +56,7 @@ from application.ports.catalog import (
     CatalogUnavailable,
     PlaylistPage,
 )
+from application.ports.metrics import CatalogPaceMetrics, NoMetrics
 from domain.ingestion import chunked
 from domain.values import CatalogId
 
@@ -186,12 +187,16 @@ class TidalCatalog:
         retry: RetryPolicy | None = None,
         request_timeout: float = 10.0,
         token_refresh_margin: float = 60.0,
+        metrics: CatalogPaceMetrics | None = None,
     ) -> None:
         self._base_url = base_url.rstrip("/")
         self._country_code = country_code
         self._owns_http = http_client is None
         self._http = http_client or httpx.AsyncClient(transport=transport, timeout=request_timeout)
-        self._pace: Pace = pace if pace is not None else TokenBucketPace()
+        self._metrics: CatalogPaceMetrics = metrics if metrics is not None else NoMetrics()
+        self._pace: Pace = MeteredPace(
+            pace if pace is not None else TokenBucketPace(), self._metrics
+        )
         self._retry = retry or RetryPolicy()
         self._timeout = request_timeout
         self._tokens = ClientCredentialsTokens(
@@ -504,6 +509,8 @@ class TidalCatalog:
             self._log_request(url, type(error).__name__, started)
             raise _Retryable(f"{url.path} failed: {type(error).__name__}") from error
         self._log_request(url, response.status_code, started)
+        if response.status_code == 429:
+            self._metrics.catalog_rate_limited()
         self._pace.observe(response.headers)
         return response
 

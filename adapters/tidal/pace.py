@@ -22,6 +22,7 @@ from typing import Protocol
 import structlog
 
 from application.ports.catalog import READING_FOR
+from application.ports.metrics import CatalogPaceMetrics
 from domain.fair_share import TurnRequest, after_turn, next_turn
 from domain.values import UserId
 
@@ -237,6 +238,23 @@ class TokenBucketPace:
         elapsed = max(0.0, now - self._updated_at)
         self._tokens = min(self._capacity, self._tokens + elapsed * self._rate)
         self._updated_at = now
+
+
+class MeteredPace:
+    """A Pace that reports each admission and how long it waited for it (CatalogPaceMetrics):
+    the turns TIDAL's calls took and the time they queued for them."""
+
+    def __init__(self, inner: Pace, metrics: CatalogPaceMetrics) -> None:
+        self._inner = inner
+        self._metrics = metrics
+
+    async def acquire(self, *, opens_item: bool = True) -> None:
+        started = time.monotonic()
+        await self._inner.acquire(opens_item=opens_item)
+        self._metrics.pace_slot_taken(waited_seconds=time.monotonic() - started)
+
+    def observe(self, headers: Mapping[str, str]) -> None:
+        self._inner.observe(headers)
 
 
 class Unpaced:

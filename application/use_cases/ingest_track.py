@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from enum import StrEnum
 
 from application.ports.catalog import Catalog, CatalogItemNotFound
 from application.ports.clock import Clock
 from application.ports.embedder import Embedder, TrackText
+from application.ports.metrics import IngestionMetrics, NoMetrics
 from application.ports.track_index import IndexedTrack, TrackIndex
 from application.ports.unit_of_work import UnitOfWorkFactory
 from domain.errors import InvalidLibraryItemId
@@ -63,12 +65,14 @@ class IngestTrack:
         embedder: Embedder,
         index: TrackIndex,
         clock: Clock,
+        metrics: IngestionMetrics | None = None,
     ) -> None:
         self._uow_factory = uow_factory
         self._catalog = catalog
         self._embedder = embedder
         self._index = index
         self._clock = clock
+        self._metrics: IngestionMetrics = metrics if metrics is not None else NoMetrics()
 
     async def __call__(self, command: IngestTrackCommand) -> IngestOutcome:
         try:
@@ -82,6 +86,13 @@ class IngestTrack:
         return IngestOutcome.INDEXED
 
     async def fetch(self, command: IngestTrackCommand) -> TrackDocument:
+        started = time.perf_counter()
+        try:
+            return await self._fetch(command)
+        finally:
+            self._metrics.step_took("fetch", time.perf_counter() - started)
+
+    async def _fetch(self, command: IngestTrackCommand) -> TrackDocument:
         isrc = Isrc.parse(command.isrc)
         try:
             track = await self._catalog.track(CatalogId.parse(command.track_id))
@@ -99,7 +110,8 @@ class IngestTrack:
         )
 
     def embed(self, document: TrackDocument) -> list[float]:
-        return self._embedder.embed_track(
+        started = time.perf_counter()
+        vector = self._embedder.embed_track(
             TrackText(
                 title=document.title,
                 version=document.version,
@@ -107,8 +119,16 @@ class IngestTrack:
                 album_title=document.album_title,
             )
         )
+        self._metrics.step_took("embed", time.perf_counter() - started)
+        self._metrics.track_embedded()
+        return vector
 
     async def upsert(self, document: TrackDocument, vector: list[float]) -> None:
+        started = time.perf_counter()
+        await self._upsert(document, vector)
+        self._metrics.step_took("upsert", time.perf_counter() - started)
+
+    async def _upsert(self, document: TrackDocument, vector: list[float]) -> None:
         title = document.title if not document.version else f"{document.title} ({document.version})"
         await self._index.upsert(
             IndexedTrack(
@@ -123,14 +143,18 @@ class IngestTrack:
         )
 
     async def mark_indexed(self, isrc: str) -> None:
+        started = time.perf_counter()
         async with self._uow_factory() as uow:
             await uow.ledger.mark_indexed(Isrc.parse(isrc), now=self._clock.now())
             await uow.commit()
+        self._metrics.step_took("mark", time.perf_counter() - started)
+        self._metrics.track_indexed()
 
     async def mark_failed(self, isrc: str, reason: str) -> None:
         async with self._uow_factory() as uow:
             await uow.ledger.mark_failed(Isrc.parse(isrc), reason=reason, now=self._clock.now())
             await uow.commit()
+        self._metrics.track_failed()
 
     async def _album_title(self, command: IngestTrackCommand) -> str | None:
         """The album's title as scheduling recorded it on the album item, at no catalogue cost."""

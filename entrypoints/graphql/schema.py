@@ -37,6 +37,7 @@ from entrypoints.graphql.errors import (
     raise_unless_not_found,
     should_mask,
 )
+from entrypoints.graphql.operation_metrics import MeasuredOperations, OperationObserver
 from entrypoints.graphql.operations import RequestedOperationSchema
 
 GraphQLInfo = Info[RequestContext, None]
@@ -227,9 +228,9 @@ class Mutation:
         return types.RetryIngestionSuccess(item=types.LibraryItem.from_domain(item))
 
 
-class LibingestSchema(ReadableErrorLog, RequestedOperationSchema):
+class LibingestSchema(MeasuredOperations, ReadableErrorLog, RequestedOperationSchema):
     """The operation the request names (operations.py); a log an operator can read under
-    attack (error_log.py)."""
+    attack (error_log.py); every operation measured (operation_metrics.py)."""
 
 
 def build_schema(
@@ -241,6 +242,7 @@ def build_schema(
     max_selections: int = 1000,
     field_merge_budget: int = 1000,
     suggestions: bool = True,
+    operation_observer: OperationObserver | None = None,
 ) -> strawberry.Schema:
     # The depth, alias and selection limits are counted through fragments by one linear check
     # before the schema's rules run (documents.py, ADR 0020); without suggestions, no error
@@ -262,10 +264,12 @@ def build_schema(
     ]
     if not introspection:
         extensions.append(DisableIntrospection)
-    return LibingestSchema(
+    schema = LibingestSchema(
         query=Query,
         mutation=Mutation,
         types=[types.InvalidCatalogId, types.LibraryItemNotFound],
         extensions=extensions,
         execution_context_class=None if suggestions else ExecutionWithoutSuggestions,
     )
+    schema.operation_observer = operation_observer
+    return schema

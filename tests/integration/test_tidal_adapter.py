@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 
+from adapters.metrics.prometheus import PrometheusMetrics
 from adapters.tidal.client import READ_AHEAD_PAGES, RetryPolicy, TidalCatalog
 from adapters.tidal.pace import METER_HEADROOM, TokenBucketPace, Unpaced
 from adapters.tidal.sample import SAMPLE_ALBUM_IDS, SAMPLE_PLAYLIST_IDS, sample_catalog
@@ -57,6 +58,7 @@ def catalog_for(
     retry: RetryPolicy = FAST_RETRIES,
     request_timeout: float = 2.0,
     client_secret: str | None = None,
+    metrics: PrometheusMetrics | None = None,
 ) -> TidalCatalog:
     return TidalCatalog(
         client_id=tidal.client_id,
@@ -66,6 +68,7 @@ def catalog_for(
         pace=Unpaced(),
         retry=retry,
         request_timeout=request_timeout,
+        metrics=metrics,
     )
 
 
@@ -261,6 +264,25 @@ async def test_a_429_is_waited_out_and_the_request_succeeds(
 
     assert len(track_ids(pages)) == 21
     assert tidal.counts.api == 4  # two refused, then the album and its second page
+
+
+async def test_the_pace_metrics_count_every_admitted_request_and_every_429(
+    tidal: LoopbackTidal,
+) -> None:
+    tidal.add_album(generated_album("7710000", 21))
+    tidal.switches.faults.extend([Fault.rate_limited("0"), Fault.rate_limited("0")])
+    metrics = PrometheusMetrics()
+
+    async with catalog_for(tidal, metrics=metrics) as catalog:
+        await all_pages(catalog, "7710000")
+
+    def sample(name: str) -> float | None:
+        return metrics.registry.get_sample_value(name)
+
+    assert sample("libingest_tidal_pace_slots_total") == tidal.counts.api == 4
+    assert sample("libingest_tidal_rate_limited_total") == 2
+    assert sample("libingest_tidal_pace_wait_seconds_count") == 4
+    assert sample("libingest_tidal_pace_waits_total") == 0  # Unpaced: no admission waited
 
 
 async def test_a_retry_after_longer_than_the_longest_wait_gives_up_at_once(
