@@ -138,6 +138,7 @@ async def catalog(
         engine,
         clock=clock,
         max_age=timedelta(days=settings.catalog_cache_max_age_days),
+        unknown_max_age=timedelta(hours=settings.catalog_unknown_max_age_hours),
     )
     try:
         yield cached

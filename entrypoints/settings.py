@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     tidal_requests_per_second: float = 0.2
     tidal_burst: int = 2
     catalog_cache_max_age_days: float = 7.0
+    # How long an id TIDAL does not know is remembered as unknown (ADR 0028); 0: not at all.
+    catalog_unknown_max_age_hours: float = Field(default=24.0, ge=0)
 
     inngest_event_key: str | None = None
     inngest_signing_key: str | None = None

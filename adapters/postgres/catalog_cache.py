@@ -9,10 +9,11 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 import structlog
-from sqlalchemy import RowMapping, select, text
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import TEXT, RowMapping, bindparam, select, text
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -23,6 +24,7 @@ from application.ports.catalog import (
     AlbumPage,
     Catalog,
     CatalogAlbum,
+    CatalogItemNotFound,
     CatalogTrack,
     PlaylistPage,
 )
@@ -58,7 +60,23 @@ _UPSERT_TRACKS = text(
 )
 
 DEFAULT_MAX_AGE = timedelta(days=7)
+# How long an id the catalogue does not know is believed unknown (ADR 0028): a day, so that a
+# mistyped id added again costs no call, and one TIDAL adds later is found the next day.
+DEFAULT_UNKNOWN_MAX_AGE = timedelta(days=1)
+
+_UNKNOWN = text(
+    "SELECT catalog_id FROM catalog_unknown"
+    " WHERE kind = :kind AND catalog_id = ANY(:ids) AND noted_at > :since"
+).bindparams(bindparam("ids", type_=ARRAY(TEXT)))
+_NOTE_UNKNOWN = text(
+    """
+    INSERT INTO catalog_unknown (kind, catalog_id, noted_at)
+    SELECT :kind, catalog_id, :noted_at FROM unnest(CAST(:ids AS text[])) AS unknown(catalog_id)
+    ON CONFLICT (kind, catalog_id) DO UPDATE SET noted_at = EXCLUDED.noted_at
+    """
+)
 _Write = Callable[[AsyncConnection], Awaitable[None]]
+_Page = TypeVar("_Page", AlbumPage, PlaylistPage)
 # The page size TIDAL uses for an album's items, so a cached album streams like a fetched one.
 CACHED_PAGE_SIZE = 20
 
@@ -78,6 +96,9 @@ class CachingCatalog:
       yielded, so the worker's lookups of them cost no call.
     - `track` and `tracks`: fresh cached tracks are answered from the table; the others are asked
       of the inner catalogue (one batch call for `tracks`) and stored.
+    - An id the inner catalogue answered it does not know (CatalogItemNotFound, or absent from
+      a batch) is remembered for `unknown_max_age` (ADR 0028): asked again meanwhile, it is
+      answered as unknown with no call. `unknown_max_age` of zero remembers nothing.
 
     Errors of the inner catalogue pass through unchanged, and nothing is cached for them. The
     cache is an optimisation: a failing cache read or write is logged and the answer comes from
@@ -92,13 +113,17 @@ class CachingCatalog:
         *,
         clock: Clock | None = None,
         max_age: timedelta = DEFAULT_MAX_AGE,
+        unknown_max_age: timedelta = DEFAULT_UNKNOWN_MAX_AGE,
     ) -> None:
         if max_age <= timedelta(0):
             raise ValueError("max_age must be positive")
+        if unknown_max_age < timedelta(0):
+            raise ValueError("unknown_max_age must not be negative")
         self._inner = inner
         self._engine = engine
         self._clock: Clock = clock or SystemClock()
         self._max_age = max_age
+        self._unknown_max_age = unknown_max_age
 
     # -- the Catalog port ---------------------------------------------------------------------
 
@@ -106,7 +131,12 @@ class CachingCatalog:
         cached = await self._fresh_tracks([track_id])
         if track_id in cached:
             return cached[track_id]
-        track = await self._inner.track(track_id)
+        await self._refuse_known_unknown("track", track_id)
+        try:
+            track = await self._inner.track(track_id)
+        except CatalogItemNotFound:
+            await self._note_unknown("track", [track_id.value])
+            raise
         await self._store(lambda connection: self._write_tracks(connection, [track]))
         return track
 
@@ -116,10 +146,14 @@ class CachingCatalog:
             return {}
         found = await self._fresh_tracks(wanted)
         missing = [track_id for track_id in wanted if track_id not in found]
+        unknown = await self._known_unknown("track", missing)
+        missing = [track_id for track_id in missing if track_id.value not in unknown]
         if missing:
             fetched = await self._inner.tracks(missing)
             await self._store(lambda connection: self._write_tracks(connection, fetched.values()))
             found.update(fetched)
+            absent = [track_id.value for track_id in missing if track_id not in fetched]
+            await self._note_unknown("track", absent)
         # In the order asked, as the inner catalogue answers.
         return {track_id: found[track_id] for track_id in wanted if track_id in found}
 
@@ -131,9 +165,10 @@ class CachingCatalog:
             return
         track_ids: list[str] = []
         skipped_items = 0
+        await self._refuse_known_unknown("album", album_id)
         pages = self._inner.album_pages(album_id)
         try:
-            async for page in pages:
+            async for page in self._noting_unknown("album", album_id, pages):
                 track_ids.extend(track.catalog_id.value for track in page.tracks)
                 skipped_items += page.skipped_items
                 # Stored before it is yielded: a consumer may stop as soon as it sees
@@ -150,9 +185,10 @@ class CachingCatalog:
                 await close()
 
     async def playlist_pages(self, playlist_id: CatalogId) -> AsyncIterator[PlaylistPage]:
+        await self._refuse_known_unknown("playlist", playlist_id)
         pages = self._inner.playlist_pages(playlist_id)
         try:
-            async for page in pages:
+            async for page in self._noting_unknown("playlist", playlist_id, pages):
                 await self._store(self._tracks_writer(page.tracks))
                 yield page
         finally:
@@ -281,6 +317,48 @@ class CachingCatalog:
         )
 
     # -- helpers ------------------------------------------------------------------------------
+
+    # -- ids the catalogue does not know -----------------------------------------------------
+
+    async def _refuse_known_unknown(self, kind: str, catalog_id: CatalogId) -> None:
+        """Raises CatalogItemNotFound, as the catalogue would, for an id remembered unknown."""
+        if catalog_id.value in await self._known_unknown(kind, [catalog_id]):
+            raise CatalogItemNotFound(kind, catalog_id.value)
+
+    async def _noting_unknown(
+        self, kind: str, catalog_id: CatalogId, pages: AsyncIterator[_Page]
+    ) -> AsyncIterator[_Page]:
+        """`pages`, remembering the id as unknown when the catalogue says so."""
+        try:
+            async for page in pages:
+                yield page
+        except CatalogItemNotFound:
+            await self._note_unknown(kind, [catalog_id.value])
+            raise
+
+    async def _known_unknown(self, kind: str, catalog_ids: Sequence[CatalogId]) -> set[str]:
+        if not catalog_ids or self._unknown_max_age <= timedelta(0):
+            return set()
+        since = self._clock.now() - self._unknown_max_age
+        try:
+            async with self._engine.connect() as connection:
+                rows = await connection.execute(
+                    _UNKNOWN, {"kind": kind, "ids": [c.value for c in catalog_ids], "since": since}
+                )
+                return {catalog_id for (catalog_id,) in rows}
+        except SQLAlchemyError:
+            log.warning("catalog_cache.read_failed", kind=kind, exc_info=True)
+            return set()  # as if nothing were remembered: the catalogue is asked
+
+    async def _note_unknown(self, kind: str, catalog_ids: Sequence[str]) -> None:
+        if not catalog_ids or self._unknown_max_age <= timedelta(0):
+            return
+        values = {"kind": kind, "ids": list(catalog_ids), "noted_at": self._clock.now()}
+
+        async def write(connection: AsyncConnection) -> None:
+            await connection.execute(_NOTE_UNKNOWN, values)
+
+        await self._store(write)
 
     def _oldest_fresh(self) -> datetime:
         return self._clock.now() - self._max_age

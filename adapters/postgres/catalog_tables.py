@@ -35,6 +35,15 @@ catalog_albums = Table(
     Column("fetched_at", DateTime(timezone=True), nullable=False),
 )
 
+# Migration 0006: what the catalogue answered it does not know, and when (ADR 0028).
+catalog_unknown = Table(
+    "catalog_unknown",
+    metadata,
+    Column("kind", Text, primary_key=True),
+    Column("catalog_id", Text, primary_key=True),
+    Column("noted_at", DateTime(timezone=True), nullable=False),
+)
+
 tidal_pace = Table(
     "tidal_pace",
     metadata,

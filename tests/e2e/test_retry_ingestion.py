@@ -43,6 +43,13 @@ mutation Retry($id: ID!) { retryIngestion(itemId: $id) {
   ... on NothingToRetry { itemId } } }"""
 
 
+async def _a_day_passes_for_what_tidal_did_not_know(engine: AsyncEngine) -> None:
+    async with engine.begin() as connection:
+        await connection.execute(
+            text("UPDATE catalog_unknown SET noted_at = noted_at - interval '1 day'")
+        )
+
+
 async def _failed_album(user: GraphQLClient, album_id: str) -> str:
     item_id = await add_album(user, album_id)
     failed = await settled(user, item_id)
@@ -52,11 +59,15 @@ async def _failed_album(user: GraphQLClient, album_id: str) -> str:
 
 
 async def test_a_failed_album_retried_once_the_catalogue_has_it_is_scheduled(
-    as_user: Callable[[str], GraphQLClient], tidal: LoopbackTidal, inngest: LoopbackInngest
+    as_user: Callable[[str], GraphQLClient],
+    tidal: LoopbackTidal,
+    inngest: LoopbackInngest,
+    engine: AsyncEngine,
 ) -> None:
     alice = as_user("alice")
     item_id = await _failed_album(alice, "5550000")
     album = tidal.add_album(generated_album("5550000", 3, isrc_prefix="QZRTY26"))
+    await _a_day_passes_for_what_tidal_did_not_know(engine)
 
     answer = await alice(RETRY, {"id": item_id})
 
@@ -71,11 +82,15 @@ async def test_a_failed_album_retried_once_the_catalogue_has_it_is_scheduled(
 
 
 async def test_adding_a_failed_album_again_retries_it(
-    as_user: Callable[[str], GraphQLClient], tidal: LoopbackTidal, inngest: LoopbackInngest
+    as_user: Callable[[str], GraphQLClient],
+    tidal: LoopbackTidal,
+    inngest: LoopbackInngest,
+    engine: AsyncEngine,
 ) -> None:
     alice = as_user("alice")
     item_id = await _failed_album(alice, "5560000")
     tidal.add_album(generated_album("5560000", 2, isrc_prefix="QZRTZ26"))
+    await _a_day_passes_for_what_tidal_did_not_know(engine)
 
     again = await alice(ADD_ALBUM, {"id": "5560000"})
 
@@ -84,6 +99,28 @@ async def test_adding_a_failed_album_again_retries_it(
     done = await settled(alice, item_id)
     assert (done["state"], done["tracksTotal"]) == ("SCHEDULED", 2)
     await events_reach(inngest, 2)
+
+
+async def test_an_id_tidal_does_not_know_costs_no_call_when_added_again_or_retried(
+    as_user: Callable[[str], GraphQLClient], tidal: LoopbackTidal
+) -> None:
+    alice, bob = as_user("alice"), as_user("bob")
+    item_id = await _failed_album(alice, "5620000")
+    calls = tidal.counts.api
+
+    await alice(ADD_ALBUM, {"id": "5620000"})  # adding it again retries it
+    again = await settled(alice, item_id)
+    retried = await alice(RETRY, {"id": item_id})
+    after_retry = await settled(alice, item_id)
+    bobs = await _failed_album(bob, "5620000")
+
+    assert retried["data"]["retryIngestion"]["__typename"] == "RetryIngestionSuccess"
+    for failed in (again, after_retry, await progress(bob, bobs)):
+        assert (failed["state"], failed["lastError"]) == (
+            "FAILED",
+            "album 5620000 is not in the catalogue",
+        )
+    assert tidal.counts.api == calls
 
 
 async def test_reschedule_puts_failed_items_back_and_they_fail_again_with_the_reason(

@@ -243,7 +243,8 @@ async def test_an_item_not_in_the_catalogue_raises_not_found_and_caches_nothing(
     engine: AsyncEngine,
 ) -> None:
     inner = counting_catalog()
-    catalog = CachingCatalog(inner, engine, clock=FakeClock())
+    # Unknown ids not remembered either (that is tested below), so the second call goes through.
+    catalog = CachingCatalog(inner, engine, clock=FakeClock(), unknown_max_age=timedelta(0))
 
     with pytest.raises(CatalogItemNotFound) as missing_track:
         await catalog.track(CatalogId("5"))
@@ -257,3 +258,58 @@ async def test_an_item_not_in_the_catalogue_raises_not_found_and_caches_nothing(
     assert inner.album_calls == 2
     assert await _count(engine, "SELECT count(*) FROM catalog_tracks") == 0
     assert await _count(engine, "SELECT count(*) FROM catalog_albums") == 0
+
+
+# -- ids the catalogue does not know (ADR 0028) ---------------------------------------------
+
+
+async def test_an_album_the_catalogue_does_not_know_is_answered_unknown_without_a_call_for_a_day(
+    engine: AsyncEngine,
+) -> None:
+    inner, clock = counting_catalog(), FakeClock()
+    catalog = CachingCatalog(inner, engine, clock=clock, unknown_max_age=timedelta(days=1))
+
+    for _ in range(3):
+        with pytest.raises(CatalogItemNotFound, match="album 404 is not in the catalogue"):
+            await _resolve(catalog, CatalogId("404"))
+    assert inner.album_calls == 1
+
+    clock.advance(timedelta(days=1))
+    inner.albums[CatalogId("404")] = _album(2, CatalogId("404"))
+    pages = await _resolve(catalog, CatalogId("404"))
+
+    assert inner.album_calls == 2  # remembered for a day, then asked again
+    assert [len(page.tracks) for page in pages] == [2]
+
+
+async def test_track_ids_the_catalogue_does_not_know_are_not_asked_again_with_the_others(
+    engine: AsyncEngine,
+) -> None:
+    known = _track(1, None)
+    inner = FakeCatalog(tracks=[known])
+    catalog = CachingCatalog(inner, engine, clock=FakeClock())
+    unknown, other_unknown = CatalogId("404"), CatalogId("405")
+
+    first = await catalog.tracks([known.catalog_id, unknown])
+    again = await catalog.tracks([unknown, other_unknown])
+    with pytest.raises(CatalogItemNotFound):
+        await catalog.track(unknown)
+    with pytest.raises(CatalogItemNotFound):
+        await catalog.track(other_unknown)
+
+    assert (first, again) == ({known.catalog_id: known}, {})
+    assert inner.batch_calls == [[known.catalog_id, unknown], [other_unknown]]
+    assert inner.track_calls == []  # both remembered from the batches
+
+
+async def test_with_no_age_for_unknown_ids_the_catalogue_is_asked_every_time(
+    engine: AsyncEngine,
+) -> None:
+    inner = counting_catalog()
+    catalog = CachingCatalog(inner, engine, clock=FakeClock(), unknown_max_age=timedelta(0))
+
+    for _ in range(2):
+        with pytest.raises(CatalogItemNotFound):
+            await _resolve(catalog, CatalogId("404"))
+
+    assert inner.album_calls == 2
