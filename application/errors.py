@@ -81,3 +81,13 @@ class NothingToRetry(ApplicationError):
     def __init__(self, item_id: str) -> None:
         super().__init__(f"library item {item_id[:64]!r} has nothing that failed to retry")
         self.item_id = item_id
+
+
+class TooManySubscriptions(ApplicationError):
+    """The user already holds `limit` progress subscriptions in this process (ADR 0031)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"at most {limit} progress subscriptions at a time; complete one to start another"
+        )
+        self.limit = limit

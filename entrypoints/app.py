@@ -6,6 +6,7 @@ from __future__ import annotations
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 import structlog
 from fastapi import FastAPI, Request
@@ -14,6 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import HTTPConnection
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from adapters.auth.jwt_tokens import AuthenticationFailed, JwtAuthenticator
 from adapters.metrics.prometheus import PrometheusMetrics
@@ -31,6 +33,9 @@ from entrypoints.middleware import BodySizeLimitMiddleware, RequestContextMiddle
 from entrypoints.use_cases import LibraryUseCases
 
 log = structlog.get_logger("libingest.app")
+
+# A WebSocket that sends no connection_init within this time is closed (4408).
+CONNECTION_INIT_WAIT_SECONDS = 10
 
 
 class LibingestApp(FastAPI):
@@ -62,7 +67,9 @@ def create_app(container: Container | None = None, *, migrate: bool = True) -> F
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # The container starts and stops everything, in its one order (container.running).
-        async with running(container, migrate=migrate, relay=settings.relay_enabled):
+        async with running(
+            container, migrate=migrate, relay=settings.relay_enabled, subscriptions=True
+        ):
             app.state.engine = await resolved(container.engine())
             app.state.use_cases = await resolved(container.library_use_cases())
             app.state.authenticator = container.authenticator()
@@ -85,8 +92,8 @@ def create_app(container: Container | None = None, *, migrate: bool = True) -> F
             finally:
                 log.info("app.stopping")
 
-    # HTTPConnection, not Request: FastAPI injects it for WebSocket handshakes too, which must be
-    # refused cleanly rather than fail on a missing argument.
+    # HTTPConnection, not Request: WebSocket handshakes come here too; their token usually
+    # arrives later, in connection_init (authenticate_connection below).
     async def context_getter(request: HTTPConnection) -> RequestContext:
         authenticator: JwtAuthenticator = request.app.state.authenticator
         use_cases: LibraryUseCases = request.app.state.use_cases
@@ -107,14 +114,38 @@ def create_app(container: Container | None = None, *, migrate: bool = True) -> F
         suggestions=not settings.is_production,
         operation_observer=container.metrics(),
     )
+
+    def authenticate_connection(context: RequestContext) -> bool:
+        """A WebSocket's `connection_init`: the token as `{"authorization": "Bearer <token>"}`
+        in its payload (browsers cannot set headers on a WebSocket), else the handshake's own
+        Authorization header, checked by the context getter (ADR 0031)."""
+        authorization = context.connection_params.get("authorization")
+        if authorization is None:
+            return context.viewer is not None
+        authenticator: JwtAuthenticator = app.state.authenticator
+        token = str(authorization)
+        try:
+            context.viewer = authenticator.authenticate(token)
+        except AuthenticationFailed as failure:
+            context.viewer, context.auth_failure = None, failure.reason
+            log.info("graphql.connection_refused", reason=failure.reason)
+            return False
+        context.auth_failure = None
+        context.recheck_token = lambda: authenticator.authenticate(token)
+        return True
+
     graphql = AuthenticatedGraphQL(
         schema,
         context_getter=context_getter,
+        authenticate_connection=authenticate_connection,
         graphql_ide=None if settings.is_production else "graphiql",
         # Mutations must not ride on GET (CSRF-able links); queries may, for caching proxies.
         allow_queries_via_get=True,
-        # No Subscription type, and WebSocket operations would bypass the router's token check.
-        subscription_protocols=(),
+        # Subscriptions over graphql-transport-ws only (the legacy graphql-ws protocol is not
+        # served), each connection authenticated by its connection_init (ADR 0031).
+        subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+        connection_init_wait_timeout=timedelta(seconds=CONNECTION_INIT_WAIT_SECONDS),
+        max_subscriptions_per_connection=settings.graphql_max_subscriptions_per_connection,
     )
 
     app = LibingestApp(title="libingest", lifespan=lifespan, docs_url=None, redoc_url=None)
@@ -122,8 +153,8 @@ def create_app(container: Container | None = None, *, migrate: bool = True) -> F
         BodySizeLimitMiddleware(graphql, max_bytes=settings.graphql_max_body_bytes)
     )
     # Starlette routes straight to an ASGI app given as the endpoint (its types only name
-    # request handlers). This lets Strawberry itself refuse a WebSocket handshake with
-    # "subprotocol not acceptable" (there are no subscriptions) rather than a bare close.
+    # request handlers): Strawberry speaks graphql-transport-ws there, and refuses any other
+    # subprotocol with 4406.
     app.router.add_websocket_route("/graphql", graphql)  # type: ignore[arg-type]
 
     if not settings.is_production:

@@ -112,6 +112,7 @@ def _serve(host: str, port: int, settings: Settings) -> int:
         host=host,
         port=port,
         max_header_bytes=settings.http_max_header_bytes,
+        max_message_bytes=settings.graphql_max_body_bytes,
         metrics_port=settings.metrics_port,
     )
     return EXIT_OK

@@ -8,6 +8,7 @@ queue a Selector did not choose. Tests replace any provider with `provider.overr
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import inspect
 from collections.abc import AsyncIterator, Iterator
@@ -30,12 +31,17 @@ from adapters.postgres.catalog_cache import CachingCatalog
 from adapters.postgres.database import EmbeddedPostgres, create_engine, create_pool
 from adapters.postgres.library_additions import PostgresLibraryAdditions
 from adapters.postgres.migrate import upgrade_to_head
-from adapters.postgres.notifications import SchedulingNotifications
+from adapters.postgres.notifications import (
+    PostgresListener,
+    PostgresProgressChanges,
+    SchedulingNotifications,
+)
 from adapters.postgres.tidal_pace import PostgresPace
 from adapters.postgres.unit_of_work import PostgresUnitOfWorkFactory
 from adapters.qdrant.track_index import LocalStorageHeld, QdrantTrackIndex
 from adapters.tidal.client import TidalCatalog
 from adapters.tidal.sample import sample_catalog
+from application.errors import DependencyUnavailable
 from application.ports.catalog import Catalog
 from application.ports.clock import Clock
 from application.ports.track_index import IndexUnavailable
@@ -54,6 +60,7 @@ from application.use_cases.reschedule import Reschedule
 from application.use_cases.retry_ingestion import RetryIngestion
 from application.use_cases.schedule_ingestion import ScheduleIngestion
 from application.use_cases.search_tracks import SearchTracks
+from application.use_cases.watch_progress import WatchProgress
 from domain.quotas import RatePolicy
 from entrypoints.local_queue import LocalQueue, in_flight_commands
 from entrypoints.relay import Relay
@@ -187,13 +194,49 @@ def queue_kind(settings: Settings) -> str:
     return "inngest" if settings.uses_inngest else "local"
 
 
-async def notifications(url: str) -> AsyncIterator[SchedulingNotifications]:
-    listener = SchedulingNotifications(url)
+async def postgres_listener(url: str) -> AsyncIterator[PostgresListener]:
+    """The process's one LISTEN connection, shared by the relay's wake-ups and the progress
+    fan-out (ADR 0031)."""
+    listener = PostgresListener(url)
     await listener.start()
     try:
         yield listener
     finally:
         await listener.stop()
+
+
+async def notifications(listener: PostgresListener) -> AsyncIterator[SchedulingNotifications]:
+    wakeups = SchedulingNotifications(listener)
+    await wakeups.start()
+    try:
+        yield wakeups
+    finally:
+        await wakeups.stop()
+
+
+async def progress_fan_out(
+    watch: WatchProgress, changes: PostgresProgressChanges
+) -> AsyncIterator[WatchProgress]:
+    """The progress subscriptions' one fan-out in this process, running (ADR 0031)."""
+    await changes.start()
+    task = asyncio.create_task(_fan_out_forever(watch), name="progress-fan-out")
+    try:
+        yield watch
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await changes.stop()
+
+
+async def _fan_out_forever(watch: WatchProgress) -> None:
+    while True:
+        try:
+            await watch.fan_out_next()
+        except DependencyUnavailable as error:
+            # The next change reads everything watched again (fan_out_next says so).
+            log.warning("progress.fan_out_failed", error=str(error))
+            await asyncio.sleep(1.0)
 
 
 async def local_queue(
@@ -243,6 +286,17 @@ class Container(containers.DeclarativeContainer):
     search_tracks = providers.Singleton(SearchTracks, embedder, track_index)
     reschedule = providers.Singleton(Reschedule, uow_factory, clock)
 
+    postgres_listener = providers.Resource(postgres_listener, database_url)
+    notifications = providers.Resource(notifications, postgres_listener)
+    progress_changes = providers.Singleton(PostgresProgressChanges, postgres_listener)
+    watch_progress = providers.Singleton(
+        WatchProgress,
+        uow_factory,
+        progress_changes,
+        max_per_user=settings.provided.graphql_max_subscriptions_per_user,
+    )
+    progress_fan_out = providers.Resource(progress_fan_out, watch_progress, progress_changes)
+
     library_use_cases = providers.Singleton(
         LibraryUseCases,
         add_track=providers.Factory(AddTrackToLibrary, library_additions, clock, add_quotas),
@@ -254,6 +308,7 @@ class Container(containers.DeclarativeContainer):
         progress=providers.Factory(GetIngestionProgress, uow_factory),
         search=search_tracks,
         retry=providers.Factory(RetryIngestion, uow_factory, clock),
+        watch=watch_progress,
     )
 
     inngest_client = providers.Singleton(inngest_client, settings)
@@ -264,7 +319,6 @@ class Container(containers.DeclarativeContainer):
             local_queue, ingest_track, uow_factory, settings.provided.local_queue_concurrency
         ),
     )
-    notifications = providers.Resource(notifications, database_url)
 
     dispatch_pending = providers.Singleton(
         DispatchPending, uow_factory, ingestion_queue, clock, metrics
@@ -300,11 +354,14 @@ async def resolved(value: Any) -> Any:
 
 
 @contextlib.asynccontextmanager
-async def running(container: Container, *, migrate: bool, relay: bool) -> AsyncIterator[None]:
+async def running(
+    container: Container, *, migrate: bool, relay: bool, subscriptions: bool = False
+) -> AsyncIterator[None]:
     """Everything a process runs, started in one order and stopped in the reverse one, for
     `libingest serve` (the app's lifespan) and `libingest relay` alike: the database, migrated
     before anything reads it; the add's pool and the relays' wake-ups; the catalogue and the
-    search index; the ingestion queue; and last the relay, which uses all of them. A start that
+    search index; the ingestion queue; the relay, which uses all of them; and, for the API, the
+    fan-out of progress subscriptions. A start that
     fails stops what had started, so a refused start leaves nothing running."""
     async with contextlib.AsyncExitStack() as started:
         # Out last: whatever a provider started besides the resources below.
@@ -315,6 +372,7 @@ async def running(container: Container, *, migrate: bool, relay: bool) -> AsyncI
             await upgrade_to_head(engine)
         for provider in (
             container.pool,
+            container.postgres_listener,
             container.notifications,
             container.catalog,
             container.track_index,
@@ -323,6 +381,8 @@ async def running(container: Container, *, migrate: bool, relay: bool) -> AsyncI
             await _start(started, provider)
         if relay:
             await _start(started, container.running_relay)
+        if subscriptions:
+            await _start(started, container.progress_fan_out)
         yield
 
 

@@ -19,6 +19,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 # A JWT is under 4 KiB (adapters/auth/jwt_tokens.py); h11's and Node's default is 16 KiB.
 DEFAULT_MAX_HEADER_BYTES = 16 * 1024
+DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024  # GRAPHQL_MAX_BODY_BYTES's default
 
 # After a refusal, the rest of what the client sends is read and dropped for this long before the
 # connection closes: closing with unread bytes makes the kernel answer with a reset, and a client
@@ -93,7 +94,12 @@ class HeadBoundedHttpToolsProtocol(HttpToolsProtocol):
 
 
 def server_config(
-    app: Any, *, host: str, port: int, max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
+    app: Any,
+    *,
+    host: str,
+    port: int,
+    max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
 ) -> uvicorn.Config:
     return uvicorn.Config(
         app,
@@ -101,6 +107,9 @@ def server_config(
         port=port,
         http=HeadBoundedHttpToolsProtocol,
         h11_max_incomplete_event_size=max_header_bytes,
+        # A WebSocket message is a GraphQL request like a POST body (ADR 0031): the same bound,
+        # not uvicorn's 16 MiB. Past it the socket is closed with 1009.
+        ws_max_size=max_message_bytes,
         log_config=None,  # our structlog configuration stays in charge
         timeout_graceful_shutdown=10,
     )
@@ -147,11 +156,23 @@ def _answers_as_libingest(host: str, port: int) -> bool:
 
 
 def serve(
-    app: Any, *, host: str, port: int, max_header_bytes: int, metrics_port: int | None
+    app: Any,
+    *,
+    host: str,
+    port: int,
+    max_header_bytes: int,
+    max_message_bytes: int,
+    metrics_port: int | None,
 ) -> None:
     """Runs the server until it is stopped: on `port`, and on `metrics_port` too when set (the
     same application; it answers /metrics only there, ADR 0022)."""
-    config = server_config(app, host=host, port=port, max_header_bytes=max_header_bytes)
+    config = server_config(
+        app,
+        host=host,
+        port=port,
+        max_header_bytes=max_header_bytes,
+        max_message_bytes=max_message_bytes,
+    )
     sockets: list[socket.socket] | None = None
     if metrics_port is not None:
         sockets = [config.bind_socket(), socket.create_server((host, metrics_port))]

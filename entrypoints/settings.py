@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     graphql_max_selections: int = Field(default=1000, ge=1)
     # graphql-core's work budget for checking that fields sharing a name can merge (ADR 0020).
     graphql_field_merge_budget: int = Field(default=1000, ge=1)
+    # Progress subscriptions (ADR 0031): on one WebSocket, and per user in one API process.
+    graphql_max_subscriptions_per_connection: int = Field(default=10, ge=1)
+    graphql_max_subscriptions_per_user: int = Field(default=20, ge=1)
 
     # Per-user quotas on adds (ADR 0022): a token bucket in each API process's memory, and a cap
     # on the user's items still waiting to be scheduled (each costs catalogue calls).

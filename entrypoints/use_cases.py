@@ -13,6 +13,7 @@ from application.use_cases.list_library import ListLibrary
 from application.use_cases.remove_from_library import RemoveFromLibrary
 from application.use_cases.retry_ingestion import RetryIngestion
 from application.use_cases.search_tracks import SearchTracks
+from application.use_cases.watch_progress import WatchProgress
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,3 +27,4 @@ class LibraryUseCases:
     progress: GetIngestionProgress
     search: SearchTracks
     retry: RetryIngestion
+    watch: WatchProgress

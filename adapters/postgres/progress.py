@@ -3,15 +3,17 @@ an album still waiting for the relay, the tracks the catalogue cache lists for i
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import replace
 
 from sqlalchemy import bindparam, text
-from sqlalchemy.dialects.postgresql import ARRAY, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, TEXT, UUID
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from domain.library import IngestionProgress, SchedulingStatus
-from domain.values import LibraryItemId
+from adapters.postgres.library import row_to_item
+from application.ports.progress_changes import ProgressChange
+from domain.library import IngestionProgress, LibraryItem, SchedulingStatus
+from domain.values import LibraryItemId, UserId
 
 # One statement for a whole page of items (the GraphQL DataLoader batches them).
 _PROGRESS = text(
@@ -54,6 +56,25 @@ _PROGRESS_FROM_CACHE = text(
 ).bindparams(bindparam("item_ids", type_=ARRAY(UUID(as_uuid=True))))
 
 
+# The watched items a change may have moved. The ISRCs' items come from the partial index on
+# item_tracks (isrc); only watched items are read, so the cost follows the watchers, not the
+# writers.
+_TOUCHED = text(
+    """
+    SELECT item.* FROM library_items AS item
+    WHERE (item.user_id = ANY(:owners) OR item.id = ANY(:watched))
+      AND (CAST(:everything AS boolean)
+           OR item.id = ANY(:changed)
+           OR item.id IN (SELECT library_item_id FROM item_tracks WHERE isrc = ANY(:isrcs)))
+    """
+).bindparams(
+    bindparam("owners", type_=ARRAY(TEXT)),
+    bindparam("watched", type_=ARRAY(UUID(as_uuid=True))),
+    bindparam("changed", type_=ARRAY(UUID(as_uuid=True))),
+    bindparam("isrcs", type_=ARRAY(TEXT)),
+)
+
+
 class PostgresProgressReader:
     def __init__(self, connection: AsyncConnection) -> None:
         self._connection = connection
@@ -92,3 +113,24 @@ class PostgresProgressReader:
                     tracks_failed=failed,
                 )
         return progress
+
+    async def touched_items(
+        self,
+        change: ProgressChange,
+        *,
+        owners: Collection[UserId],
+        item_ids: Collection[LibraryItemId],
+    ) -> list[LibraryItem]:
+        if not owners and not item_ids:
+            return []
+        rows = await self._connection.execute(
+            _TOUCHED,
+            {
+                "owners": list(owners),
+                "watched": list(item_ids),
+                "everything": change.everything,
+                "changed": list(change.item_ids),
+                "isrcs": [isrc.value for isrc in change.isrcs],
+            },
+        )
+        return [row_to_item(row) for row in rows.mappings()]

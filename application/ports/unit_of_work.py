@@ -3,13 +3,14 @@ models. The add itself is not made through it: see LibraryAdditions."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
 from typing import Protocol, Self
 
 from application.errors import DependencyUnavailable
+from application.ports.progress_changes import ProgressChange
 from application.ports.scheduling import IsrcLedger, SchedulingJobs
 from domain.library import IngestionProgress, LibraryItem, LibraryItemKind
 from domain.values import LibraryItemId, UserId
@@ -67,6 +68,18 @@ class ProgressReader(Protocol):
         self, item_ids: Sequence[LibraryItemId]
     ) -> dict[LibraryItemId, IngestionProgress]:
         """One entry for every id asked for; unknown ids get an empty PENDING progress."""
+        ...
+
+    async def touched_items(
+        self,
+        change: ProgressChange,
+        *,
+        owners: Collection[UserId],
+        item_ids: Collection[LibraryItemId],
+    ) -> list[LibraryItem]:
+        """The items that `change` may have moved (named by it, or holding one of its ISRCs;
+        with `everything`, all) among those watched: owned by one of `owners`, or one of
+        `item_ids`. Items that no longer exist are not answered."""
         ...
 
 

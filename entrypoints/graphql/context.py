@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from strawberry.dataloader import DataLoader
 
 from domain.library import IngestionProgress
@@ -16,6 +18,12 @@ class RequestContext:
         self.viewer = viewer
         self.auth_failure = auth_failure
         self.use_cases = use_cases
+        # graphql-transport-ws: the `connection_init` payload, where a WebSocket client puts its
+        # token (Strawberry sets it when the message arrives).
+        self.connection_params: dict[str, object] = {}
+        # Over a WebSocket, the token is checked again before each update is sent, so that a
+        # subscription ends with its token (raises the authenticator's AuthenticationFailed).
+        self.recheck_token: Callable[[], object] = lambda: None
         # One query for the progress of a whole page of items, not one per item.
         self.progress_loader: DataLoader[LibraryItemId, IngestionProgress] = DataLoader(
             load_fn=self._load_progress

@@ -24,11 +24,13 @@ from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.schema import BaseSchema
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
+from strawberry.types.unset import UNSET, UnsetType
 
 from entrypoints import graphiql
 from entrypoints.graphql.context import RequestContext
@@ -144,10 +146,21 @@ class AuthenticatedGraphQL(GraphQL[RequestContext, None]):
         schema: BaseSchema,
         *,
         context_getter: Callable[[HTTPConnection], Awaitable[RequestContext]],
+        authenticate_connection: Callable[[RequestContext], bool] = lambda _context: False,
         **options: Any,
     ) -> None:
         super().__init__(schema, **options)
         self._context_getter = context_getter
+        self._authenticate_connection = authenticate_connection
+
+    async def on_ws_connect(self, context: RequestContext) -> UnsetType | dict[str, object] | None:
+        # graphql-transport-ws: the token comes in `connection_init`, and a connection refused
+        # is closed with 4403 Forbidden; a `subscribe` before the acknowledgement is closed
+        # with 4401 by Strawberry itself, and a missing `connection_init` with 4408.
+        if not self._authenticate_connection(context):
+            raise ConnectionRejectionError()
+        unset: UnsetType = UNSET
+        return unset
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

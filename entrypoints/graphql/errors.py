@@ -17,6 +17,7 @@ from typing import Any, NoReturn, TypeVar
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import MaskErrors
+from strawberry.schema.exceptions import InvalidOperationTypeError
 
 from application.errors import (
     AddRateLimited,
@@ -24,6 +25,7 @@ from application.errors import (
     LibraryItemNotFound,
     NothingToRetry,
     TooManyPendingAdds,
+    TooManySubscriptions,
 )
 from application.ports.track_index import IndexUnavailable
 from application.ports.unit_of_work import StorageUnavailable
@@ -33,12 +35,14 @@ from entrypoints.graphql import types
 UNAUTHENTICATED = "UNAUTHENTICATED"
 BAD_USER_INPUT = "BAD_USER_INPUT"
 NOT_FOUND = "NOT_FOUND"
+BAD_REQUEST = "BAD_REQUEST"
 # Not the client's fault and not a bug: the client should retry shortly.
 SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
 # Over a per-user quota (ADR 0022): GraphQL errors with a code, as throttling reads on the APIs
 # that have it, not members of the add's union; the schema of design.md stays as it is.
 RATE_LIMITED = "RATE_LIMITED"
 TOO_MANY_PENDING = "TOO_MANY_PENDING"
+TOO_MANY_SUBSCRIPTIONS = "TOO_MANY_SUBSCRIPTIONS"
 
 # What resolvers catch; the table below answers every error of these two families.
 EXPECTED: tuple[type[Exception], ...] = (DomainError, DependencyUnavailable)
@@ -88,7 +92,16 @@ ERRORS: dict[type[Exception], Answer] = {
         },
     ),
     TooManyPendingAdds: Answer(TOO_MANY_PENDING, details=lambda error: {"limit": error.limit}),
+    TooManySubscriptions: Answer(
+        TOO_MANY_SUBSCRIPTIONS, details=lambda error: {"limit": error.limit}
+    ),
     DomainError: Answer(BAD_USER_INPUT),
+    # The WebSocket transport runs subscriptions only (ADR 0031); HTTP refuses this error
+    # before execution with its own status codes, so only a WebSocket client reads this.
+    InvalidOperationTypeError: Answer(
+        BAD_REQUEST,
+        "only subscriptions are served over WebSockets; send queries and mutations over HTTP",
+    ),
     # A dependency down.
     StorageUnavailable: Answer(
         SERVICE_UNAVAILABLE, "the library is temporarily unavailable; retry shortly"

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import Annotated
+from typing import Annotated, Any
 
 import strawberry
 from strawberry.extensions import SchemaExtension
 from strawberry.extensions.disable_introspection import DisableIntrospection
 from strawberry.types import Info
+from strawberry.types.graphql import OperationType
 
 from application.use_cases.add_album_to_library import AddAlbumToLibraryCommand
 from application.use_cases.add_playlist_to_library import AddPlaylistToLibraryCommand
@@ -39,6 +40,7 @@ from entrypoints.graphql.errors import (
 )
 from entrypoints.graphql.operation_metrics import MeasuredOperations, OperationObserver
 from entrypoints.graphql.operations import RequestedOperationSchema
+from entrypoints.graphql.subscriptions import LibraryItemUpdate, Subscription
 
 GraphQLInfo = Info[RequestContext, None]
 
@@ -230,7 +232,15 @@ class Mutation:
 
 class LibingestSchema(MeasuredOperations, ReadableErrorLog, RequestedOperationSchema):
     """The operation the request names (operations.py); a log an operator can read under
-    attack (error_log.py); every operation measured (operation_metrics.py)."""
+    attack (error_log.py); every operation measured (operation_metrics.py); subscriptions
+    alone over WebSockets."""
+
+    async def stream(self, *args: Any, **kwargs: Any) -> Any:
+        # Only the WebSocket transport streams (the HTTP view runs no streaming transport): it
+        # carries subscriptions, and queries and mutations keep to HTTP and its limits.
+        return await super().stream(
+            *args, **(kwargs | {"allowed_operation_types": (OperationType.SUBSCRIPTION,)})
+        )
 
 
 def build_schema(
@@ -267,7 +277,8 @@ def build_schema(
     schema = LibingestSchema(
         query=Query,
         mutation=Mutation,
-        types=[types.InvalidCatalogId, types.LibraryItemNotFound],
+        subscription=Subscription,
+        types=[types.InvalidCatalogId, types.LibraryItemNotFound, LibraryItemUpdate],
         extensions=extensions,
         execution_context_class=None if suggestions else ExecutionWithoutSuggestions,
     )

@@ -9,6 +9,7 @@ from typing import Annotated
 import strawberry
 from strawberry.types import Info
 
+from domain.library import IngestionProgress as DomainIngestionProgress
 from domain.library import IngestionState as DomainIngestionState
 from domain.library import LibraryItem as DomainLibraryItem
 from domain.library import LibraryItemKind as DomainLibraryItemKind
@@ -88,6 +89,19 @@ class IngestionProgress:
         description="Why scheduling failed, when it did; null otherwise."
     )
 
+    @classmethod
+    def from_domain(cls, progress: DomainIngestionProgress) -> IngestionProgress:
+        state: DomainIngestionState = progress.state
+        return cls(
+            state=IngestionState(state.value),
+            tracks_total=progress.tracks_total,
+            tracks_requested=progress.tracks_requested,
+            tracks_indexed=progress.tracks_indexed,
+            tracks_skipped=progress.tracks_skipped,
+            tracks_failed=progress.tracks_failed,
+            last_error=progress.last_error,
+        )
+
 
 @strawberry.type(description="One track or album in the signed-in user's library.")
 class LibraryItem:
@@ -110,22 +124,20 @@ class LibraryItem:
 
     @described.field("How far the item's tracks are on their way into the index.")
     async def ingestion(self, info: Info[RequestContext, None]) -> IngestionProgress:
-        progress = await info.context.progress_loader.load(self._item_id)
-        state: DomainIngestionState = progress.state
-        return IngestionProgress(
-            state=IngestionState(state.value),
-            tracks_total=progress.tracks_total,
-            tracks_requested=progress.tracks_requested,
-            tracks_indexed=progress.tracks_indexed,
-            tracks_skipped=progress.tracks_skipped,
-            tracks_failed=progress.tracks_failed,
-            last_error=progress.last_error,
-        )
+        progress = self._progress
+        if progress is None:
+            progress = await info.context.progress_loader.load(self._item_id)
+        return IngestionProgress.from_domain(progress)
 
     _item_id: strawberry.Private[LibraryItemId]
+    # Known already when the item comes from a progress subscription, which must not read it
+    # through the connection's DataLoader: that one caches for as long as the socket lives.
+    _progress: strawberry.Private[DomainIngestionProgress | None] = None
 
     @classmethod
-    def from_domain(cls, item: DomainLibraryItem) -> LibraryItem:
+    def from_domain(
+        cls, item: DomainLibraryItem, progress: DomainIngestionProgress | None = None
+    ) -> LibraryItem:
         return cls(
             id=strawberry.ID(str(item.id)),
             kind=LibraryItemKind(item.kind.value),
@@ -134,6 +146,7 @@ class LibraryItem:
             artist_names=list(item.artist_names),
             added_at=item.added_at,
             _item_id=item.id,
+            _progress=progress,
         )
 
 

@@ -23,6 +23,17 @@ from entrypoints.settings import Settings
 
 JWT_SECRET = "test-secret-that-is-long-enough-0123456789"
 
+# The whole loop on this machine, whatever the environment says: the offline sample catalogue,
+# the local queue, Qdrant's local mode, and a relay that sweeps often.
+LOCAL_LOOP: dict[str, Any] = {
+    "relay_sweep_seconds": 0.2,
+    "tidal_client_id": None,
+    "tidal_client_secret": None,
+    "inngest_event_key": None,
+    "inngest_dev": None,
+    "qdrant_url": None,
+}
+
 
 @pytest.fixture
 def settings_overrides(request: pytest.FixtureRequest) -> dict[str, Any]:

@@ -55,6 +55,7 @@ async def unreachable_app_client(
                 get_item=GetLibraryItem(gone),
                 progress=GetIngestionProgress(gone),
                 search=await resolved(container.search_tracks()),
+                watch=await resolved(container.watch_progress()),
             )
         )
     )

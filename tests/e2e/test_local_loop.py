@@ -26,7 +26,7 @@ from domain.values import CatalogId, Isrc
 from entrypoints.app import create_app, resolved
 from entrypoints.container import Container
 from entrypoints.settings import Settings
-from tests.e2e.conftest import GraphQLClient
+from tests.e2e.conftest import LOCAL_LOOP, GraphQLClient
 
 ALBUM_ID = "900000100"  # the sample double album: 124 tracks, 124 distinct ISRCs and titles
 ALBUM_TRACKS = 124
@@ -51,14 +51,7 @@ LEDGER = text(
 def settings_overrides(request: pytest.FixtureRequest) -> dict[str, Any]:
     """Explicitly local, whatever the environment says: no TIDAL, no Inngest, no Qdrant server.
     Parametrize indirectly to add settings."""
-    return {
-        "relay_sweep_seconds": 0.2,
-        "tidal_client_id": None,
-        "tidal_client_secret": None,
-        "inngest_event_key": None,
-        "inngest_dev": None,
-        "qdrant_url": None,
-    } | dict(getattr(request, "param", {}))
+    return LOCAL_LOOP | dict(getattr(request, "param", {}))
 
 
 @dataclass(frozen=True, slots=True)

@@ -585,21 +585,28 @@ async def test_a_mutation_sent_by_get_is_refused_and_writes_nothing(
     assert await _rows(engine) == (0, 0)
 
 
-def test_graphql_over_a_websocket_is_refused_whatever_the_subprotocol(settings: Settings) -> None:
-    # WebSocket operations would run past the router's token check, and the schema has no
-    # subscriptions: the handshake is refused outright. (Sync: Starlette's TestClient speaks
-    # WebSocket, httpx does not.)
+def test_graphql_over_a_websocket_needs_graphql_transport_ws_and_a_token(
+    settings: Settings,
+) -> None:
+    # Subscriptions only over graphql-transport-ws (ADR 0031): any other subprotocol is refused
+    # at once, and a connection_init without a valid token closes the socket. (Sync:
+    # Starlette's TestClient speaks WebSocket, httpx does not.)
     container = Container()
     container.settings.override(providers.Object(settings))
     with TestClient(create_app(container)) as client:
-        for subprotocols in (["graphql-transport-ws"], ["graphql-ws"], None):
+        for subprotocols, payload, code in (
+            (["graphql-ws"], {}, 4406),  # "Subprotocol not acceptable"
+            (None, {}, 4406),
+            (["graphql-transport-ws"], {}, 4403),  # Forbidden: no token
+            (["graphql-transport-ws"], {"authorization": "Bearer x.y.z"}, 4403),
+        ):
             with (
                 pytest.raises(WebSocketDisconnect) as refused,
                 client.websocket_connect("/graphql", subprotocols=subprotocols) as socket,
             ):
-                socket.send_text(json.dumps({"type": "connection_init"}))
+                socket.send_text(json.dumps({"type": "connection_init", "payload": payload}))
                 socket.receive_text()
-            assert refused.value.code == 4406  # "Subprotocol not acceptable"
+            assert refused.value.code == code
 
 
 @pytest.mark.parametrize("settings_overrides", [{"libingest_env": "production"}], indirect=True)

@@ -1,6 +1,6 @@
 """The served GraphQL schema against the contract of design.md §4, as grown by ADR 0029 (the
-playlist mutation and kind): no breaking change either way (a client written against the contract
-works, and nothing the contract lacks is required)."""
+playlist mutation and kind) and ADR 0031 (the subscriptions): no breaking change either way (a
+client written against the contract works, and nothing the contract lacks is required)."""
 
 from __future__ import annotations
 
@@ -22,6 +22,10 @@ type Mutation {
   addPlaylistToLibrary(playlistId: ID!): AddToLibraryResult!
   removeFromLibrary(itemId: ID!): RemoveFromLibraryResult!
   retryIngestion(itemId: ID!): RetryIngestionResult!
+}
+type Subscription {
+  ingestionProgress(itemId: ID!): IngestionProgress!
+  libraryProgress: LibraryItemUpdate!
 }
 enum LibraryItemKind { TRACK ALBUM PLAYLIST }
 type LibraryItem {
@@ -49,6 +53,7 @@ union RemoveFromLibraryResult = RemoveFromLibrarySuccess | LibraryItemNotFound
 type NothingToRetry implements UserError { message: String!  itemId: ID! }
 type RetryIngestionSuccess { item: LibraryItem! }
 union RetryIngestionResult = RetryIngestionSuccess | LibraryItemNotFound | NothingToRetry
+type LibraryItemUpdate { itemId: ID!  removed: Boolean!  item: LibraryItem }
 """
 
 
