@@ -41,6 +41,11 @@ token, every operation answers one error with `extensions.code = "UNAUTHENTICATE
 (a 401 for a client that accepts `application/graphql-response+json`). A user sees and changes
 only their own library: another user's item id answers exactly as an unknown id does.
 
+**Subscriptions** run over a WebSocket on `/graphql` with the `graphql-transport-ws` protocol
+(any graphql-ws client). The token goes in `connection_init`'s payload as
+`{"authorization": "Bearer <JWT>"}`; without a valid one the socket is closed with 4403. Only
+subscriptions run there: queries and mutations stay on HTTP (ADR 0031).
+
 **Errors.** A caller's mistake in a mutation's input answers a member of the mutation's result
 union that implements `UserError`: select it, or the answer is an empty object. Elsewhere, and
 for what no union member describes, a GraphQL error carries `extensions.code`:
@@ -54,6 +59,8 @@ _CODE_MEANINGS = {
     "NOT_FOUND": "no such item in the user's library (a lookup field answers null instead)",
     "RATE_LIMITED": "over the per-user add rate; retry after `extensions.retryAfterSeconds`",
     "TOO_MANY_PENDING": "too many of the user's items wait to be scheduled (`extensions.limit`)",
+    "TOO_MANY_SUBSCRIPTIONS": "the user holds too many progress subscriptions (`extensions.limit`)",
+    "BAD_REQUEST": "a query or mutation sent over the WebSocket, which runs subscriptions only",
     "SERVICE_UNAVAILABLE": "a dependency (database, search index, ...) is down; retry shortly",
 }
 
