@@ -15,11 +15,13 @@ from adapters.postgres.database import create_engine, create_pool
 from adapters.postgres.library_additions import PostgresLibraryAdditions
 from adapters.postgres.unit_of_work import PostgresUnitOfWorkFactory
 from application.use_cases.add_album_to_library import AddAlbumToLibrary
+from application.use_cases.add_playlist_to_library import AddPlaylistToLibrary
 from application.use_cases.add_track_to_library import AddTrackToLibrary
 from application.use_cases.get_ingestion_progress import GetIngestionProgress
 from application.use_cases.get_library_item import GetLibraryItem
 from application.use_cases.list_library import ListLibrary
 from application.use_cases.remove_from_library import RemoveFromLibrary
+from application.use_cases.retry_ingestion import RetryIngestion
 from entrypoints.app import create_app
 from entrypoints.container import Container, resolved
 from entrypoints.settings import Settings
@@ -50,11 +52,13 @@ async def unreachable_app_client(
             LibraryUseCases(
                 add_track=AddTrackToLibrary(additions, clock),
                 add_album=AddAlbumToLibrary(additions, clock),
+                add_playlist=AddPlaylistToLibrary(additions, clock),
                 remove=RemoveFromLibrary(gone),
                 list_library=ListLibrary(gone),
                 get_item=GetLibraryItem(gone),
                 progress=GetIngestionProgress(gone),
                 search=await resolved(container.search_tracks()),
+                retry=RetryIngestion(gone, clock),
                 watch=await resolved(container.watch_progress()),
             )
         )
