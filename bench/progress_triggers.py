@@ -1,4 +1,4 @@
-"""What the progress triggers (migration 0006, ADR 0031) add to the writes they watch.
+"""What the progress triggers (migration 0007, ADR 0031) add to the writes they watch.
 
     .venv/bin/python -m bench.progress_triggers postgresql://postgres@127.0.0.1:5432/postgres
 

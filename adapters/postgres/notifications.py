@@ -1,7 +1,7 @@
 """Notifications from PostgreSQL: one LISTEN connection per process, shared by whoever listens.
 
 The relay wakes on the channel the add's statement notifies; the progress fan-out hears that
-channel and the one the progress triggers notify (migration 0006, ADR 0031)."""
+channel and the one the progress triggers notify (migration 0007, ADR 0031)."""
 
 from __future__ import annotations
 
@@ -154,7 +154,7 @@ class SchedulingNotifications:
 
 
 class PostgresProgressChanges:
-    """ProgressChanges from the progress channel (the triggers of migration 0006) and the
+    """ProgressChanges from the progress channel (the triggers of migration 0007) and the
     scheduling channel (the add's new item), merged until taken."""
 
     def __init__(self, listener: PostgresListener, *, max_pending: int = 10_000) -> None:

@@ -88,6 +88,6 @@ item_tracks = Table(
 # The channel the add's transaction notifies, so that relays wake at once.
 SCHEDULING_CHANNEL = "libingest_scheduling"
 # The channel on which triggers announce every committed change to an item's ingestion
-# progress (migration 0006, ADR 0031). Payloads: {"isrcs": [...]}, {"items": [...]} or
+# progress (migration 0007, ADR 0031). Payloads: {"isrcs": [...]}, {"items": [...]} or
 # {"removed": [[item id, owner], ...]}.
 PROGRESS_CHANNEL = "libingest_progress"

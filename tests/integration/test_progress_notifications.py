@@ -1,4 +1,4 @@
-"""The progress notifications of migration 0006 and the feed that hears them, against a real
+"""The progress notifications of migration 0007 and the feed that hears them, against a real
 PostgreSQL: what each write announces, that a rolled-back write announces nothing, that large
 writes stay under NOTIFY's payload limit, and that a lost LISTEN connection is not a silent
 loss (ADR 0031)."""
