@@ -24,6 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from adapters.auth.jwt_tokens import JwtAuthenticator, JwtSettings, load_or_create_secret
 from adapters.clock import SystemClock
 from adapters.embedding.hashing import HashingEmbedder
+from adapters.embedding.lexical import LexicalFeatureEncoder
+from adapters.embedding.wordllama import WordLlamaEmbedder
 from adapters.inngest.queue import InngestQueue, build_inngest_client
 from adapters.memory.add_rate_limits import InProcessAddRateLimits
 from adapters.metrics.prometheus import PrometheusMetrics
@@ -44,6 +46,7 @@ from adapters.tidal.sample import sample_catalog
 from application.errors import DependencyUnavailable
 from application.ports.catalog import Catalog
 from application.ports.clock import Clock
+from application.ports.embedder import Embedder, LexicalEncoder
 from application.ports.track_index import IndexUnavailable
 from application.ports.unit_of_work import UnitOfWorkFactory
 from application.use_cases.add_album_to_library import AddAlbumToLibrary
@@ -55,6 +58,7 @@ from application.use_cases.get_ingestion_progress import GetIngestionProgress
 from application.use_cases.get_library_item import GetLibraryItem
 from application.use_cases.ingest_track import IngestTrack
 from application.use_cases.list_library import ListLibrary
+from application.use_cases.prepare_search_index import PrepareSearchIndex
 from application.use_cases.remove_from_library import RemoveFromLibrary
 from application.use_cases.reschedule import Reschedule
 from application.use_cases.retry_ingestion import RetryIngestion
@@ -153,9 +157,24 @@ async def catalog(
         await inner.aclose()
 
 
-async def track_index(settings: Settings) -> AsyncIterator[QdrantTrackIndex]:
+def embedder(settings: Settings) -> Embedder:
+    """WordLlama by default; the hashing embedder when EMBEDDER=hashing (ADR 0030)."""
+    chosen: Embedder
+    if settings.embedder == "hashing":
+        chosen = HashingEmbedder(settings.embedding_dimension)
+    else:
+        chosen = WordLlamaEmbedder(settings.embedding_dimension)
+    log.info("embedder.ready", space=chosen.space)
+    return chosen
+
+
+async def track_index(
+    settings: Settings, embedder: Embedder, lexical: LexicalEncoder
+) -> AsyncIterator[QdrantTrackIndex]:
     index = QdrantTrackIndex(
-        vector_size=settings.embedding_dimension,
+        vector_size=embedder.dimension,
+        dense_vector=embedder.space,
+        lexical_vector=lexical.space,
         collection=settings.qdrant_collection,
         url=settings.qdrant_url,
         api_key=settings.qdrant_api_key,
@@ -170,7 +189,7 @@ async def track_index(settings: Settings) -> AsyncIterator[QdrantTrackIndex]:
             " `libingest serve` side by side"
         ) from None
     try:
-        await index.ensure_collection()
+        await PrepareSearchIndex(embedder, lexical, index)()
     except IndexUnavailable as error:
         # Scheduling fails open and the first upsert creates the collection: start anyway.
         log.warning("qdrant.unavailable_at_start", error=str(error))
@@ -278,12 +297,13 @@ class Container(containers.DeclarativeContainer):
     )
 
     catalog = providers.Resource(catalog, settings, engine, clock, metrics)
-    track_index = providers.Resource(track_index, settings)
-    embedder = providers.Singleton(HashingEmbedder, settings.provided.embedding_dimension)
+    embedder = providers.Singleton(embedder, settings)
+    lexical_encoder = providers.Singleton(LexicalFeatureEncoder)
+    track_index = providers.Resource(track_index, settings, embedder, lexical_encoder)
     ingest_track = providers.Singleton(
-        IngestTrack, uow_factory, catalog, embedder, track_index, clock, metrics
+        IngestTrack, uow_factory, catalog, embedder, lexical_encoder, track_index, clock, metrics
     )
-    search_tracks = providers.Singleton(SearchTracks, embedder, track_index)
+    search_tracks = providers.Singleton(SearchTracks, embedder, lexical_encoder, track_index)
     reschedule = providers.Singleton(Reschedule, uow_factory, clock)
 
     postgres_listener = providers.Resource(postgres_listener, database_url)

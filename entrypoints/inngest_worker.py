@@ -15,6 +15,8 @@ import inngest
 import structlog
 
 from application.errors import DependencyUnavailable
+from application.ports.embedder import SparseVector
+from application.ports.track_index import TrackVectors
 from application.use_cases.ingest_track import (
     IngestTrack,
     IngestTrackCommand,
@@ -129,13 +131,14 @@ def ingest_track_function(
         fetched = await ctx.step.run("fetch", as_the_table_says(fetch))
         document = TrackDocument(**{**fetched, "artist_names": tuple(fetched["artist_names"])})
 
-        async def embed() -> list[float]:
-            return ingest.embed(document)
+        async def embed() -> dict[str, Any]:
+            return dataclasses.asdict(ingest.embed(document))
 
-        vector = await ctx.step.run("embed", as_the_table_says(embed))
+        embedded = await ctx.step.run("embed", as_the_table_says(embed))
+        vectors = vectors_from(embedded)
 
         async def upsert() -> None:
-            await ingest.upsert(document, vector)
+            await ingest.upsert(document, vectors)
 
         await ctx.step.run("upsert", as_the_table_says(upsert))
 
@@ -147,3 +150,12 @@ def ingest_track_function(
         return {"isrc": command.isrc, "state": "indexed"}
 
     return ingest_track
+
+
+def vectors_from(embedded: dict[str, Any]) -> TrackVectors:
+    """The embed step's output as Inngest memoised it (JSON: tuples became lists)."""
+    lexical = embedded["lexical"]
+    return TrackVectors(
+        dense=tuple(embedded["dense"]),
+        lexical=SparseVector(indices=tuple(lexical["indices"]), values=tuple(lexical["values"])),
+    )

@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     qdrant_url: str | None = None
     qdrant_api_key: str | None = None
     qdrant_collection: str = "tracks"
+    # The dense half of the hybrid search (ADR 0030): the WordLlama model bundled in its wheel,
+    # or the hashing embedder (ADR 0011). Changing it rewrites the index's points at start.
+    embedder: Literal["wordllama", "hashing"] = "wordllama"
     embedding_dimension: int = 256
 
     tidal_client_id: str | None = None

@@ -12,7 +12,7 @@ import itertools
 import math
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from application.ports.embedder import TrackText
@@ -32,6 +32,8 @@ _TRIGRAM = 0.25
 # merely contains the query's words does not. Without it, a short exact title loses to a longer
 # one with fewer other features, since cosine rewards the sparser vector.
 _WHOLE = 2.0
+# By the prefix of the feature's key.
+KIND_WEIGHTS = {"f": _WHOLE, "w": _UNIGRAM, "b": _BIGRAM, "c": _TRIGRAM}
 
 _CACHE_LIMIT = 200_000
 
@@ -54,7 +56,7 @@ def normalise(text: str) -> str:
     return stripped.casefold()
 
 
-def features(text: str) -> dict[str, float]:
+def features(text: str, kind_weights: Mapping[str, float] = KIND_WEIGHTS) -> dict[str, float]:
     """The weighted, sublinear term frequencies of one text's features.
 
     The whole text (`f:`), word unigrams (`w:`), adjacent word bigrams (`b:`) and character
@@ -79,43 +81,56 @@ def features(text: str) -> dict[str, float]:
     for left, right in itertools.pairwise(words):
         key = f"b:{left} {right}"
         counts[key] = counts.get(key, 0) + 1
-    kind_weight = {"f": _WHOLE, "w": _UNIGRAM, "b": _BIGRAM, "c": _TRIGRAM}
     return {
-        feature: kind_weight[feature[0]] * (1.0 + math.log(count))
+        feature: kind_weights[feature[0]] * (1.0 + math.log(count))
         for feature, count in counts.items()
     }
 
 
+def track_features(
+    track: TrackText, weights: FieldWeights, kind_weights: Mapping[str, float] = KIND_WEIGHTS
+) -> dict[str, float]:
+    """The features of a track's fields, each weighted by its field: a feature's value is the
+    sum over fields of field weight * feature weight."""
+    fields: list[tuple[str | None, float]] = [
+        (track.title, weights.title),
+        (track.version, weights.version),
+        (track.album_title, weights.album),
+    ]
+    # Each artist name is a field of its own (so 'f:' matches one name, and no bigram spans
+    # two names); their weight is shared, so that a long list does not outweigh the title.
+    names = [name for name in track.artist_names if name]
+    fields += [(name, weights.artists / math.sqrt(len(names))) for name in names]
+    combined: dict[str, float] = {}
+    for text, weight in fields:
+        if not text or weight == 0:
+            continue
+        for feature, value in features(text, kind_weights).items():
+            combined[feature] = combined.get(feature, 0.0) + weight * value
+    return combined
+
+
 class HashingEmbedder:
     """Implements the Embedder port by the hashing trick: each feature lands in one of
-    `dimension` buckets with a sign, both taken from a blake2b digest of the feature."""
+    `dimension` buckets with a sign, both taken from a blake2b digest of the feature. The
+    fallback when no model is wanted (EMBEDDER=hashing, ADR 0030)."""
+
+    # Unrelated texts share buckets by collision and common 3-grams: nonsense scores up to
+    # about 0.5 against 402 tracks (tests/search_quality), so in the hybrid on this fallback
+    # only a strong match counts from the dense side and the lexical side does the rest.
+    match_floor = 0.5
 
     def __init__(self, dimension: int = 256, *, field_weights: FieldWeights | None = None) -> None:
         if dimension < 1:
             raise ValueError(f"dimension must be positive, not {dimension}")
         self.dimension = dimension
+        self.space = f"hashing-v{FEATURE_VERSION}-{dimension}"
         self.field_weights = field_weights or FieldWeights()
         # feature -> (bucket, sign); hashing dominates the cost and titles repeat many words.
         self._slots: dict[str, tuple[int, float]] = {}
 
     def embed_track(self, track: TrackText) -> list[float]:
-        weights = self.field_weights
-        fields: list[tuple[str | None, float]] = [
-            (track.title, weights.title),
-            (track.version, weights.version),
-            (track.album_title, weights.album),
-        ]
-        # Each artist name is a field of its own (so 'f:' matches one name, and no bigram spans
-        # two names); their weight is shared, so that a long list does not outweigh the title.
-        names = [name for name in track.artist_names if name]
-        fields += [(name, weights.artists / math.sqrt(len(names))) for name in names]
-        combined: dict[str, float] = {}
-        for text, weight in fields:
-            if not text or weight == 0:
-                continue
-            for feature, value in features(text).items():
-                combined[feature] = combined.get(feature, 0.0) + weight * value
-        return self._vector(combined)
+        return self._vector(track_features(track, self.field_weights))
 
     def embed_query(self, query: str) -> list[float]:
         """The same features as a track, without field weights: a query has no fields."""

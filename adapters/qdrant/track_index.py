@@ -4,6 +4,10 @@ Point id = Isrc.point_id (uuid5 of the ISRC, design.md §4), so "which of these 
 is one `retrieve` by ids per batch, without payloads or vectors. Every failure or timeout becomes
 IndexUnavailable: the scheduler then fails open, since a duplicate ingestion is cheaper than a
 lost one. No qdrant-client type crosses this module's boundary.
+
+Each point has two named vectors, each named after its space (ADR 0030): the embedder's dense
+vector (cosine) and the lexical sparse vector (dot product of unit vectors). A search prefetches
+both rankings, each cut at its floor, and fuses them by reciprocal rank in Qdrant's Query API.
 """
 
 from __future__ import annotations
@@ -11,15 +15,23 @@ from __future__ import annotations
 import asyncio
 import math
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import structlog
 from qdrant_client import AsyncQdrantClient, QdrantClient, models
 
-from application.ports.track_index import IndexedTrack, IndexUnavailable, TrackHit
+from application.ports.embedder import SparseVector
+from application.ports.track_index import (
+    IndexedTrack,
+    IndexUnavailable,
+    TrackHit,
+    TrackQuery,
+    TrackVectors,
+)
 from domain.errors import DomainError
 from domain.ingestion import chunked
 from domain.values import CatalogId, Isrc
@@ -36,7 +48,23 @@ DEFAULT_LOOKUP_BATCH = 1000
 DEFAULT_LOOKUP_DEADLINE_S = 0.3
 # Writes, searches and collection management are not on a latency-critical path.
 DEFAULT_OPERATION_DEADLINE_S = 5.0
+# Rewriting a collection's points for new vectors reads and writes every point once, at start.
+DEFAULT_PREPARE_DEADLINE_S = 600.0
 ISRC_FIELD = "isrc"
+DENSE = "dense"
+LEXICAL = "lexical"
+# Each ranking hands fusion at least this many candidates, so that a track ranked low in one
+# and high in the other still reaches the fused top.
+FUSION_CANDIDATES = 20
+# Reciprocal rank fusion: a track's score is the sum over rankings of
+# weight / (rank + weight * (k - 1)), rank from 1 (qdrant_client/hybrid/fusion.py). k = 2 is
+# Qdrant's default. The lexical ranking weighs more: for titles, names and typos it is the
+# sharper one, and where it finds nothing above its floor (descriptive queries) the dense one
+# decides alone. Chosen on tests/search_quality (ADR 0030).
+RRF_K = 2
+DENSE_WEIGHT = 0.4
+LEXICAL_WEIGHT = 1.0
+REWRITE_BATCH = 256
 
 
 class LocalStorageHeld(IndexUnavailable):
@@ -61,6 +89,8 @@ class QdrantTrackIndex:
         self,
         *,
         vector_size: int,
+        dense_vector: str = DENSE,
+        lexical_vector: str = LEXICAL,
         collection: str = "tracks",
         url: str | None = None,
         api_key: str | None = None,
@@ -68,12 +98,17 @@ class QdrantTrackIndex:
         lookup_deadline_s: float = DEFAULT_LOOKUP_DEADLINE_S,
         operation_deadline_s: float = DEFAULT_OPERATION_DEADLINE_S,
         lookup_batch: int = DEFAULT_LOOKUP_BATCH,
+        prepare_deadline_s: float = DEFAULT_PREPARE_DEADLINE_S,
     ) -> None:
         if (url is None) == (path is None):
             raise ValueError("give exactly one of url (server mode) or path (local mode)")
         if vector_size < 1:
             raise ValueError(f"vector_size must be positive: {vector_size}")
+        if dense_vector == lexical_vector:
+            raise ValueError("the dense and the lexical vector need names of their own")
         self._vector_size = vector_size
+        self._dense = dense_vector
+        self._lexical = lexical_vector
         self._collection = collection
         self._url = url
         self._api_key = api_key
@@ -81,6 +116,7 @@ class QdrantTrackIndex:
         self._lookup_deadline_s = lookup_deadline_s
         self._operation_deadline_s = operation_deadline_s
         self._lookup_batch = lookup_batch
+        self._prepare_deadline_s = prepare_deadline_s
         self._remote: AsyncQdrantClient | None = None
         self._local: QdrantClient | None = None
         self._local_thread: ThreadPoolExecutor | None = None
@@ -140,16 +176,114 @@ class QdrantTrackIndex:
         if thread is not None:
             thread.shutdown(wait=False, cancel_futures=True)
 
-    async def ensure_collection(self) -> None:
-        """Create the collection if it is missing (cosine distance, `vector_size` dimensions),
-        with a keyword index on `isrc` in server mode. Raises IndexUnavailable."""
-        await self._call(
-            "ensure_collection",
-            self._operation_deadline_s,
-            remote=self._ensure_collection_remote,
-            local=self._ensure_collection_local,
+    async def prepare(self, vectorise: Callable[[IndexedTrack], TrackVectors]) -> int:
+        """Create the collection if it is missing (a keyword index on `isrc` in server mode).
+        If it exists with other vectors (another embedder's, or one unnamed vector as before
+        ADR 0030), read every point, recreate the collection, and write each point again with
+        its payload and `vectorise(track)`. Returns how many points were written again."""
+
+        async def prepare_remote(client: AsyncQdrantClient) -> int:
+            if not await client.collection_exists(self._collection):
+                await self._ensure_collection_remote(client)
+                return 0
+            described = self._mismatch(await client.get_collection(self._collection))
+            if described is None:
+                return 0
+            self._log_rewrite(described)
+            records: list[models.Record] = []
+            offset: Any = None
+            while True:
+                page, offset = await client.scroll(
+                    self._collection, limit=REWRITE_BATCH, offset=offset, with_payload=True
+                )
+                records += page
+                if offset is None:
+                    break
+            points = self._rewritten(records, vectorise)
+            await client.delete_collection(self._collection)
+            await self._ensure_collection_remote(client)
+            for batch in _batches(points):
+                await client.upsert(self._collection, points=batch, wait=True)
+            return len(points)
+
+        def prepare_local(client: QdrantClient) -> int:
+            if not client.collection_exists(self._collection):
+                self._ensure_collection_local(client)
+                return 0
+            described = self._mismatch(client.get_collection(self._collection))
+            if described is None:
+                return 0
+            self._log_rewrite(described)
+            records: list[models.Record] = []
+            offset: Any = None
+            while True:
+                page, offset = client.scroll(
+                    self._collection, limit=REWRITE_BATCH, offset=offset, with_payload=True
+                )
+                records += page
+                if offset is None:
+                    break
+            points = self._rewritten(records, vectorise)
+            client.delete_collection(self._collection)
+            self._ensure_collection_local(client)
+            for batch in _batches(points):
+                client.upsert(self._collection, points=batch, wait=True)
+            return len(points)
+
+        rewritten = await self._call(
+            "prepare", self._prepare_deadline_s, remote=prepare_remote, local=prepare_local
         )
+        if rewritten:
+            logger.warning(
+                "qdrant.collection_rewritten", collection=self._collection, points=rewritten
+            )
         logger.info("qdrant.collection_ready", collection=self._collection, local=self.is_local)
+        return rewritten
+
+    def _mismatch(self, info: models.CollectionInfo) -> str | None:
+        """None when the collection holds exactly this configuration's vectors; otherwise what
+        it holds, for the log."""
+        params = info.config.params
+        vectors = params.vectors
+        sparse = params.sparse_vectors or {}
+        if isinstance(vectors, dict):
+            dense = {name: (p.size, p.distance.value) for name, p in vectors.items()}
+        else:
+            dense = {"": (vectors.size, vectors.distance.value)} if vectors is not None else {}
+        expected = {self._dense: (self._vector_size, models.Distance.COSINE.value)}
+        if dense == expected and set(sparse) == {self._lexical}:
+            return None
+        return (
+            f"dense {dense}, sparse {sorted(sparse)};"
+            f" this configuration: dense {expected}, sparse {[self._lexical]}"
+        )
+
+    def _log_rewrite(self, described: str) -> None:
+        logger.warning(
+            "qdrant.collection_holds_other_vectors",
+            collection=self._collection,
+            found=described,
+            action="every point is read, the collection recreated and each point written again"
+            " with this configuration's vectors from its payload",
+        )
+
+    def _rewritten(
+        self, records: list[models.Record], vectorise: Callable[[IndexedTrack], TrackVectors]
+    ) -> list[models.PointStruct]:
+        points: list[models.PointStruct] = []
+        for record in records:
+            payload = record.payload or {}
+            track = _track_of(payload)
+            if track is None:
+                # Another writer's point without our payload shape: nothing to vectorise.
+                logger.warning("qdrant.unreadable_payload", point_id=str(record.id))
+                continue
+            points.append(
+                models.PointStruct(
+                    id=record.id, vector=self._point_vectors(vectorise(track)), payload=payload
+                )
+            )
+        return points
 
     # -- TrackIndex --------------------------------------------------------------------------
 
@@ -181,9 +315,9 @@ class QdrantTrackIndex:
         )
         return [_canonical_point_id(record.id) for record in records]
 
-    async def upsert(self, track: IndexedTrack, vector: Sequence[float]) -> None:
+    async def upsert(self, track: IndexedTrack, vectors: TrackVectors) -> None:
         point = models.PointStruct(
-            id=track.isrc.point_id, vector=self._checked(vector), payload=payload_of(track)
+            id=track.isrc.point_id, vector=self._point_vectors(vectors), payload=payload_of(track)
         )
 
         async def upsert_remote(client: AsyncQdrantClient) -> None:
@@ -204,18 +338,46 @@ class QdrantTrackIndex:
             "upsert", self._operation_deadline_s, remote=upsert_remote, local=upsert_local
         )
 
-    async def search(self, vector: Sequence[float], limit: int) -> list[TrackHit]:
-        query = self._checked(vector)
+    async def search(self, query: TrackQuery, limit: int) -> list[TrackHit]:
+        dense = self._checked(query.dense)
+        request: dict[str, Any]
+        if query.lexical is None:
+            request = {
+                "query": dense,
+                "using": self._dense,
+                "score_threshold": query.dense_floor,
+            }
+        else:
+            candidates = max(limit, FUSION_CANDIDATES)
+            request = {
+                "prefetch": [
+                    models.Prefetch(
+                        query=dense,
+                        using=self._dense,
+                        limit=candidates,
+                        score_threshold=query.dense_floor,
+                    ),
+                    models.Prefetch(
+                        query=_sparse(query.lexical),
+                        using=self._lexical,
+                        limit=candidates,
+                        score_threshold=query.lexical_floor,
+                    ),
+                ],
+                "query": models.RrfQuery(
+                    rrf=models.Rrf(k=RRF_K, weights=[DENSE_WEIGHT, LEXICAL_WEIGHT])
+                ),
+            }
 
         async def search_remote(client: AsyncQdrantClient) -> list[models.ScoredPoint]:
             response = await client.query_points(
-                self._collection, query=query, limit=limit, with_payload=True
+                self._collection, limit=limit, with_payload=True, **request
             )
             return response.points
 
         def search_local(client: QdrantClient) -> list[models.ScoredPoint]:
             return client.query_points(
-                self._collection, query=query, limit=limit, with_payload=True
+                self._collection, limit=limit, with_payload=True, **request
             ).points
 
         points = await self._call(
@@ -232,6 +394,12 @@ class QdrantTrackIndex:
         return hits
 
     # -- plumbing ----------------------------------------------------------------------------
+
+    def _point_vectors(self, vectors: TrackVectors) -> dict[str, Any]:
+        named: dict[str, Any] = {self._dense: self._checked(vectors.dense)}
+        if not vectors.lexical.is_empty:
+            named[self._lexical] = _sparse(vectors.lexical)
+        return named
 
     def _checked(self, vector: Sequence[float]) -> list[float]:
         if len(vector) != self._vector_size:
@@ -275,7 +443,11 @@ class QdrantTrackIndex:
         if await client.collection_exists(self._collection):
             return
         try:
-            await client.create_collection(self._collection, vectors_config=self._vectors())
+            await client.create_collection(
+                self._collection,
+                vectors_config=self._vectors(),
+                sparse_vectors_config=self._sparse_vectors(),
+            )
         except Exception:
             # Another process may have created it between our check and our create.
             if not await client.collection_exists(self._collection):
@@ -290,10 +462,20 @@ class QdrantTrackIndex:
     def _ensure_collection_local(self, client: QdrantClient) -> None:
         # No payload index: local mode accepts it, warns, and ignores it (reference §1.2).
         if not client.collection_exists(self._collection):
-            client.create_collection(self._collection, vectors_config=self._vectors())
+            client.create_collection(
+                self._collection,
+                vectors_config=self._vectors(),
+                sparse_vectors_config=self._sparse_vectors(),
+            )
 
-    def _vectors(self) -> models.VectorParams:
-        return models.VectorParams(size=self._vector_size, distance=models.Distance.COSINE)
+    def _vectors(self) -> dict[str, models.VectorParams]:
+        dense = models.VectorParams(size=self._vector_size, distance=models.Distance.COSINE)
+        return {self._dense: dense}
+
+    def _sparse_vectors(self) -> dict[str, models.SparseVectorParams]:
+        # No IDF modifier: the lexical vectors are unit vectors whose dot product is a cosine,
+        # so its floor means the same in every collection, whatever its size (ADR 0030).
+        return {self._lexical: models.SparseVectorParams()}
 
 
 def payload_of(track: IndexedTrack) -> dict[str, Any]:
@@ -306,6 +488,31 @@ def payload_of(track: IndexedTrack) -> dict[str, Any]:
         "albumId": track.album_id.value if track.album_id is not None else None,
         "indexedAt": track.indexed_at.isoformat(),
     }
+
+
+def _sparse(vector: SparseVector) -> models.SparseVector:
+    return models.SparseVector(indices=list(vector.indices), values=list(vector.values))
+
+
+def _batches(points: list[models.PointStruct]) -> Iterator[list[models.PointStruct]]:
+    for start in range(0, len(points), REWRITE_BATCH):
+        yield points[start : start + REWRITE_BATCH]
+
+
+def _track_of(payload: Mapping[str, Any]) -> IndexedTrack | None:
+    """The track a point's payload describes, or None for another shape."""
+    try:
+        album_id = payload.get("albumId")
+        return IndexedTrack(
+            isrc=Isrc.parse(payload["isrc"]),
+            track_id=CatalogId.parse(str(payload["trackId"])),
+            title=str(payload.get("title") or ""),
+            artist_names=tuple(str(name) for name in payload.get("artistNames") or []),
+            album_id=CatalogId.parse(str(album_id)) if album_id else None,
+            indexed_at=datetime.fromisoformat(str(payload["indexedAt"])),
+        )
+    except (KeyError, TypeError, ValueError, DomainError):
+        return None
 
 
 def _hit_of(payload: Mapping[str, Any], score: float) -> TrackHit | None:

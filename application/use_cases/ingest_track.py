@@ -6,10 +6,11 @@ from enum import StrEnum
 
 from application.ports.catalog import Catalog, CatalogItemNotFound
 from application.ports.clock import Clock
-from application.ports.embedder import Embedder, TrackText
+from application.ports.embedder import Embedder, LexicalEncoder, TrackText
 from application.ports.metrics import IngestionMetrics, NoMetrics
-from application.ports.track_index import IndexedTrack, TrackIndex
+from application.ports.track_index import IndexedTrack, TrackIndex, TrackVectors
 from application.ports.unit_of_work import UnitOfWorkFactory
+from application.use_cases.vectors import track_vectors
 from domain.errors import InvalidLibraryItemId
 from domain.library import LibraryItemKind
 from domain.values import CatalogId, Isrc, parse_library_item_id
@@ -50,10 +51,11 @@ class TrackGone(Exception):
 
 class IngestTrack:
     """Puts one track into the search index: fetch its metadata (catalogue cache first), embed
-    it, upsert its point (id from the ISRC), and mark the ledger row `indexed`. Idempotent:
-    running it twice for one ISRC leaves one point and one `indexed` row. A track the catalogue
-    no longer has is marked `failed` with the reason and not retried. Transient failures
-    (CatalogUnavailable, IndexUnavailable) propagate for the runner to retry.
+    it (a dense and a lexical vector), upsert its point (id from the ISRC), and mark the ledger
+    row `indexed`. Idempotent: running it twice for one ISRC leaves one point and one `indexed`
+    row. A track the catalogue no longer has is marked `failed` with the reason and not
+    retried. Transient failures (CatalogUnavailable, IndexUnavailable) propagate for the runner
+    to retry.
 
     The steps are public so a durable runner (Inngest) can record each one; `__call__` runs
     them in order for the local queue."""
@@ -63,6 +65,7 @@ class IngestTrack:
         uow_factory: UnitOfWorkFactory,
         catalog: Catalog,
         embedder: Embedder,
+        lexical: LexicalEncoder,
         index: TrackIndex,
         clock: Clock,
         metrics: IngestionMetrics | None = None,
@@ -70,6 +73,7 @@ class IngestTrack:
         self._uow_factory = uow_factory
         self._catalog = catalog
         self._embedder = embedder
+        self._lexical = lexical
         self._index = index
         self._clock = clock
         self._metrics: IngestionMetrics = metrics if metrics is not None else NoMetrics()
@@ -109,26 +113,28 @@ class IngestTrack:
             album_title=album_title,
         )
 
-    def embed(self, document: TrackDocument) -> list[float]:
+    def embed(self, document: TrackDocument) -> TrackVectors:
         started = time.perf_counter()
-        vector = self._embedder.embed_track(
+        vectors = track_vectors(
+            self._embedder,
+            self._lexical,
             TrackText(
                 title=document.title,
                 version=document.version,
                 artist_names=document.artist_names,
                 album_title=document.album_title,
-            )
+            ),
         )
         self._metrics.step_took("embed", time.perf_counter() - started)
         self._metrics.track_embedded()
-        return vector
+        return vectors
 
-    async def upsert(self, document: TrackDocument, vector: list[float]) -> None:
+    async def upsert(self, document: TrackDocument, vectors: TrackVectors) -> None:
         started = time.perf_counter()
-        await self._upsert(document, vector)
+        await self._upsert(document, vectors)
         self._metrics.step_took("upsert", time.perf_counter() - started)
 
-    async def _upsert(self, document: TrackDocument, vector: list[float]) -> None:
+    async def _upsert(self, document: TrackDocument, vectors: TrackVectors) -> None:
         title = document.title if not document.version else f"{document.title} ({document.version})"
         await self._index.upsert(
             IndexedTrack(
@@ -139,7 +145,7 @@ class IngestTrack:
                 album_id=CatalogId(document.album_id) if document.album_id else None,
                 indexed_at=self._clock.now(),
             ),
-            vector,
+            vectors,
         )
 
     async def mark_indexed(self, isrc: str) -> None:

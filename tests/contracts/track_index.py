@@ -9,7 +9,14 @@ from datetime import UTC, datetime
 
 import pytest
 
-from application.ports.track_index import IndexedTrack, IndexUnavailable, TrackIndex
+from application.ports.embedder import SparseVector
+from application.ports.track_index import (
+    IndexedTrack,
+    IndexUnavailable,
+    TrackIndex,
+    TrackQuery,
+    TrackVectors,
+)
 from domain.values import CatalogId, Isrc
 
 # The vectors below have this many components; an adapter under test is built for it.
@@ -32,9 +39,27 @@ def track(n: int, title: str = "Come Together") -> IndexedTrack:
     )
 
 
-def unit(*components: float) -> list[float]:
+def unit(*components: float) -> tuple[float, ...]:
     norm = math.sqrt(sum(c * c for c in components))
-    return [c / norm for c in components]
+    return tuple(c / norm for c in components)
+
+
+def sparse(**weights: float) -> SparseVector:
+    """A unit sparse vector over features named f0, f1, ... (index = the number)."""
+    norm = math.sqrt(sum(w * w for w in weights.values()))
+    ordered = sorted((int(name[1:]), w / norm) for name, w in weights.items())
+    return SparseVector(tuple(i for i, _ in ordered), tuple(w for _, w in ordered))
+
+
+NO_WORDS = sparse(f999=1.0)
+
+
+def vectors(*dense: float, lexical: SparseVector = NO_WORDS) -> TrackVectors:
+    return TrackVectors(dense=unit(*dense), lexical=lexical)
+
+
+def near(*dense: float) -> TrackQuery:
+    return TrackQuery(dense=unit(*dense))
 
 
 class TrackIndexContract:
@@ -49,18 +74,18 @@ class TrackIndexContract:
         assert await index.indexed([]) == set()
 
     async def test_an_upserted_isrc_is_indexed_and_no_other(self, index: TrackIndex) -> None:
-        await index.upsert(track(1), unit(1, 0, 0, 0))
-        await index.upsert(track(2), unit(0, 1, 0, 0))
+        await index.upsert(track(1), vectors(1, 0, 0, 0))
+        await index.upsert(track(2), vectors(0, 1, 0, 0))
 
         assert await index.indexed([isrc(1), isrc(2), isrc(3)]) == {isrc(1), isrc(2)}
 
     async def test_an_isrc_asked_for_twice_is_answered_once(self, index: TrackIndex) -> None:
-        await index.upsert(track(1), unit(1, 0, 0, 0))
+        await index.upsert(track(1), vectors(1, 0, 0, 0))
 
         assert await index.indexed([isrc(1), isrc(1)]) == {isrc(1)}
 
     async def test_asking_again_gives_the_same_answer(self, index: TrackIndex) -> None:
-        await index.upsert(track(1), unit(1, 0, 0, 0))
+        await index.upsert(track(1), vectors(1, 0, 0, 0))
         asked: Sequence[Isrc] = [isrc(1), isrc(2)]
 
         assert await index.indexed(asked) == await index.indexed(asked)
@@ -68,21 +93,21 @@ class TrackIndexContract:
     async def test_upserting_a_track_again_overwrites_its_one_point(
         self, index: TrackIndex
     ) -> None:
-        await index.upsert(track(1, title="Old title"), unit(1, 0, 0, 0))
-        await index.upsert(track(1, title="New title"), unit(1, 0, 0, 0))
+        await index.upsert(track(1, title="Old title"), vectors(1, 0, 0, 0))
+        await index.upsert(track(1, title="New title"), vectors(1, 0, 0, 0))
 
-        hits = await index.search(unit(1, 0, 0, 0), limit=10)
+        hits = await index.search(near(1, 0, 0, 0), limit=10)
 
         assert [(hit.isrc, hit.title) for hit in hits] == [(isrc(1), "New title")]
 
     async def test_search_returns_the_nearest_tracks_first_up_to_the_limit(
         self, index: TrackIndex
     ) -> None:
-        await index.upsert(track(1, title="Far"), unit(0, 0, 0, 1))
-        await index.upsert(track(2, title="Nearest"), unit(1, 0.1, 0, 0))
-        await index.upsert(track(3, title="Near"), unit(1, 1, 0, 0))
+        await index.upsert(track(1, title="Far"), vectors(0, 0, 0, 1))
+        await index.upsert(track(2, title="Nearest"), vectors(1, 0.1, 0, 0))
+        await index.upsert(track(3, title="Near"), vectors(1, 1, 0, 0))
 
-        hits = await index.search(unit(1, 0, 0, 0), limit=2)
+        hits = await index.search(near(1, 0, 0, 0), limit=2)
 
         assert [hit.title for hit in hits] == ["Nearest", "Near"]
         assert hits[0].score >= hits[1].score
@@ -94,7 +119,60 @@ class TrackIndexContract:
         )
 
     async def test_search_in_an_empty_index_finds_nothing(self, index: TrackIndex) -> None:
-        assert await index.search(unit(1, 0, 0, 0), limit=5) == []
+        assert await index.search(near(1, 0, 0, 0), limit=5) == []
+
+    async def test_a_dense_search_leaves_out_what_scores_at_or_below_its_floor(
+        self, index: TrackIndex
+    ) -> None:
+        await index.upsert(track(1, title="Close"), vectors(1, 0.2, 0, 0))
+        await index.upsert(track(2, title="Unrelated"), vectors(0.2, 1, 0, 0))
+
+        hits = await index.search(TrackQuery(dense=unit(1, 0, 0, 0), dense_floor=0.5), limit=5)
+
+        assert [hit.title for hit in hits] == ["Close"]
+
+    async def test_a_hybrid_search_that_clears_neither_floor_finds_nothing(
+        self, index: TrackIndex
+    ) -> None:
+        await index.upsert(track(1), vectors(0, 1, 0, 0, lexical=sparse(f1=1.0)))
+
+        query = TrackQuery(
+            dense=unit(1, 0, 0, 0), lexical=sparse(f2=1.0), dense_floor=0.5, lexical_floor=0.1
+        )
+
+        assert await index.search(query, limit=5) == []
+
+    async def test_a_hybrid_search_finds_a_track_by_its_words_alone(
+        self, index: TrackIndex
+    ) -> None:
+        await index.upsert(track(1, title="Other"), vectors(1, 0, 0, 0, lexical=sparse(f1=1.0)))
+        await index.upsert(track(2, title="Spelled"), vectors(0, 1, 0, 0, lexical=sparse(f2=1.0)))
+
+        query = TrackQuery(
+            dense=unit(0, 0, 1, 0), lexical=sparse(f2=1.0), dense_floor=0.5, lexical_floor=0.1
+        )
+
+        assert [hit.title for hit in await index.search(query, limit=5)] == ["Spelled"]
+
+    async def test_a_hybrid_search_ranks_first_the_track_first_in_both_rankings(
+        self, index: TrackIndex
+    ) -> None:
+        await index.upsert(
+            track(1, title="Both"), vectors(1, 0.1, 0, 0, lexical=sparse(f1=1.0, f2=0.2))
+        )
+        await index.upsert(track(2, title="Meaning"), vectors(1, 0.5, 0, 0, lexical=sparse(f3=1.0)))
+        await index.upsert(
+            track(3, title="Words"), vectors(0, 0, 1, 0, lexical=sparse(f1=1.0, f3=0.5))
+        )
+
+        query = TrackQuery(
+            dense=unit(1, 0, 0, 0), lexical=sparse(f1=1.0), dense_floor=0.0, lexical_floor=0.0
+        )
+        hits = await index.search(query, limit=3)
+
+        assert hits[0].title == "Both"
+        assert {hit.title for hit in hits} == {"Both", "Meaning", "Words"}
+        assert hits[0].score > hits[1].score >= hits[2].score
 
     async def test_every_call_to_an_index_that_is_down_raises_index_unavailable(
         self, unavailable_index: TrackIndex
@@ -102,6 +180,6 @@ class TrackIndexContract:
         with pytest.raises(IndexUnavailable):
             await unavailable_index.indexed([isrc(1)])
         with pytest.raises(IndexUnavailable):
-            await unavailable_index.upsert(track(1), unit(1, 0, 0, 0))
+            await unavailable_index.upsert(track(1), vectors(1, 0, 0, 0))
         with pytest.raises(IndexUnavailable):
-            await unavailable_index.search(unit(1, 0, 0, 0), limit=5)
+            await unavailable_index.search(near(1, 0, 0, 0), limit=5)

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from adapters.qdrant.track_index import QdrantTrackIndex
 from adapters.tidal.sample import SAMPLE_PLAYLIST_IDS, sample_catalog
 from application.ports.catalog import CatalogTrack
+from application.ports.track_index import TrackVectors
 from application.use_cases.ingest_track import IngestTrack, TrackDocument
 from domain.values import CatalogId, Isrc
 from entrypoints.app import create_app, resolved
@@ -221,9 +222,9 @@ class SlowIngestTrack(IngestTrack):
     """IngestTrack with a pause before each upsert, so that a test can stop the app while
     the album is part-way through."""
 
-    async def upsert(self, document: TrackDocument, vector: list[float]) -> None:
+    async def upsert(self, document: TrackDocument, vectors: TrackVectors) -> None:
         await asyncio.sleep(0.05)
-        await super().upsert(document, vector)
+        await super().upsert(document, vectors)
 
 
 def slow_ingestion(container: Container) -> None:
@@ -233,6 +234,7 @@ def slow_ingestion(container: Container) -> None:
             container.uow_factory,
             container.catalog,
             container.embedder,
+            container.lexical_encoder,
             container.track_index,
             container.clock,
         )

@@ -20,7 +20,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.qdrant.track_index import QdrantTrackIndex
-from application.ports.track_index import IndexedTrack
+from application.ports.embedder import SparseVector
+from application.ports.track_index import IndexedTrack, TrackVectors
 from domain.values import CatalogId, Isrc
 from entrypoints.app import create_app
 from entrypoints.container import Container
@@ -317,7 +318,8 @@ async def test_isrcs_already_in_qdrant_are_not_sent_and_count_as_indexed(
             album_id=None,
             indexed_at=datetime.now(UTC),
         )
-        await index.upsert(track, [1.0] + [0.0] * (dimension - 1))
+        dense = (1.0,) + (0.0,) * (dimension - 1)
+        await index.upsert(track, TrackVectors(dense, SparseVector((1,), (1.0,))))
     alice = as_user("alice")
 
     state = await settled(alice, await add_album(alice, album.id))

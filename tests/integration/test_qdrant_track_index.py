@@ -15,7 +15,7 @@ import pytest
 from qdrant_client import QdrantClient
 
 from adapters.qdrant.track_index import QdrantTrackIndex
-from application.ports.track_index import IndexedTrack, IndexUnavailable
+from application.ports.track_index import IndexedTrack, IndexUnavailable, TrackVectors
 from domain.values import CatalogId, Isrc
 from tests.contracts import track_index as contract
 from tests.contracts.track_index import TrackIndexContract
@@ -43,16 +43,20 @@ def track(n: int, title: str = "Come Together", album: str | None = "77646168") 
     )
 
 
-def unit(*components: float) -> list[float]:
+def unit(*components: float) -> TrackVectors:
     norm = math.sqrt(sum(c * c for c in components))
-    return [c / norm for c in components]
+    return TrackVectors(dense=tuple(c / norm for c in components), lexical=contract.NO_WORDS)
+
+
+def refuse_rewrite(track: IndexedTrack) -> TrackVectors:
+    raise AssertionError(f"nothing should be rewritten: {track}")
 
 
 @pytest.fixture
 async def local_index() -> AsyncIterator[QdrantTrackIndex]:
     index = QdrantTrackIndex(path=":memory:", vector_size=DIMENSION, collection=COLLECTION)
     await index.start()
-    await index.ensure_collection()
+    await index.prepare(refuse_rewrite)
     yield index
     await index.close()
 
@@ -88,7 +92,7 @@ class TestQdrantTrackIndexContract(TrackIndexContract):
     async def index(self) -> AsyncIterator[QdrantTrackIndex]:
         index = QdrantTrackIndex(path=":memory:", vector_size=contract.DIMENSION)
         await index.start()
-        await index.ensure_collection()
+        await index.prepare(refuse_rewrite)
         yield index
         await index.close()
 
@@ -116,7 +120,7 @@ async def test_indexed_beyond_one_batch_finds_the_isrcs_in_every_batch() -> None
     index = QdrantTrackIndex(path=":memory:", vector_size=DIMENSION, lookup_batch=3)
     await index.start()
     try:
-        await index.ensure_collection()
+        await index.prepare(refuse_rewrite)
         for n in (0, 4, 9):
             await index.upsert(track(n), unit(1, 1, 0, 0))
 
@@ -133,7 +137,7 @@ async def test_upserting_a_track_twice_keeps_one_point_whose_payload_is_exactly_
     storage = tmp_path / "qdrant"
     index = QdrantTrackIndex(path=storage, vector_size=DIMENSION, collection=COLLECTION)
     await index.start()
-    await index.ensure_collection()
+    await index.prepare(refuse_rewrite)
     await index.upsert(track(7, title="Something (2009 Remaster)"), unit(1, 0, 0, 0))
     await index.upsert(track(7, title="Something", album=None), unit(0, 1, 0, 0))
     await index.close()
@@ -163,7 +167,7 @@ async def test_upserting_a_track_twice_keeps_one_point_whose_payload_is_exactly_
 async def test_a_local_index_is_found_again_after_reopening_its_folder(tmp_path: Path) -> None:
     first = QdrantTrackIndex(path=tmp_path / "qdrant", vector_size=DIMENSION)
     await first.start()
-    await first.ensure_collection()
+    await first.prepare(refuse_rewrite)
     await first.upsert(track(1), unit(1, 0, 0, 0))
     await first.close()
 
@@ -212,7 +216,7 @@ async def test_a_vector_of_the_wrong_dimension_is_a_caller_error_not_an_outage(
     local_index: QdrantTrackIndex,
 ) -> None:
     with pytest.raises(ValueError, match="dimensions"):
-        await local_index.upsert(track(1), [1.0, 0.0])
+        await local_index.upsert(track(1), TrackVectors((1.0, 0.0), contract.NO_WORDS))
 
 
 async def test_an_index_used_before_start_is_unavailable() -> None:
@@ -296,6 +300,6 @@ async def test_writes_and_collection_setup_against_a_failing_server_are_unavaila
     with pytest.raises(IndexUnavailable):
         await server_index.upsert(track(1), unit(1, 0, 0, 0))
     with pytest.raises(IndexUnavailable):
-        await server_index.search(unit(1, 0, 0, 0), limit=3)
+        await server_index.search(contract.near(1, 0, 0, 0), limit=3)
     with pytest.raises(IndexUnavailable):
-        await server_index.ensure_collection()
+        await server_index.prepare(refuse_rewrite)

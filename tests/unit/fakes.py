@@ -37,7 +37,13 @@ from application.ports.scheduling import (
     ItemDescription,
     ItemTrackLink,
 )
-from application.ports.track_index import IndexedTrack, IndexUnavailable, TrackHit
+from application.ports.track_index import (
+    IndexedTrack,
+    IndexUnavailable,
+    TrackHit,
+    TrackQuery,
+    TrackVectors,
+)
 from application.ports.unit_of_work import (
     LibraryPosition,
     LibrarySlice,
@@ -634,7 +640,7 @@ class FakeIndex:
         self.up = True
         self.calls: list[int] = []  # the size of each call
         self.before_answer: Callable[[], object] | None = None
-        self.points: dict[Isrc, tuple[IndexedTrack, list[float]]] = {}
+        self.points: dict[Isrc, tuple[IndexedTrack, TrackVectors]] = {}
 
     async def indexed(self, isrcs: Sequence[Isrc]) -> set[Isrc]:
         self.calls.append(len(isrcs))
@@ -645,22 +651,50 @@ class FakeIndex:
         self._reach()
         return {i for i in isrcs if i in self.held}
 
-    async def upsert(self, track: IndexedTrack, vector: Sequence[float]) -> None:
+    async def upsert(self, track: IndexedTrack, vectors: TrackVectors) -> None:
         self._reach()
-        self.points[track.isrc] = (track, list(vector))
+        self.points[track.isrc] = (track, vectors)
         self.held.add(track.isrc)
 
-    async def search(self, vector: Sequence[float], limit: int) -> list[TrackHit]:
+    async def prepare(self, vectorise: Callable[[IndexedTrack], TrackVectors]) -> int:
         self._reach()
+        return 0
+
+    async def search(self, query: TrackQuery, limit: int) -> list[TrackHit]:
+        """Dense only: the dot product. Hybrid: each ranking cut at its floor, fused by
+        reciprocal rank (1 / (rank + 1) from each ranking a track is in)."""
+        self._reach()
+        tracks = [track for track, _ in self.points.values()]
+        dense = {
+            track.isrc: sum(a * b for a, b in zip(query.dense, vectors.dense, strict=True))
+            for track, vectors in self.points.values()
+        }
+        scores = _above(dense, query.dense_floor)
+        if query.lexical is not None:
+            words = dict(zip(query.lexical.indices, query.lexical.values, strict=True))
+            lexical = {
+                track.isrc: sum(
+                    words.get(i, 0.0) * v
+                    for i, v in zip(vectors.lexical.indices, vectors.lexical.values, strict=True)
+                )
+                for track, vectors in self.points.values()
+            }
+            fused: dict[Isrc, float] = {}
+            for ranking in (scores, _above(lexical, query.lexical_floor)):
+                ordered = sorted(ranking, key=lambda isrc: -ranking[isrc])
+                for rank, isrc in enumerate(ordered, start=1):
+                    fused[isrc] = fused.get(isrc, 0.0) + 1 / (rank + 1)
+            scores = fused
         hits = [
             TrackHit(
                 isrc=track.isrc,
                 track_id=track.track_id,
                 title=track.title,
                 artist_names=track.artist_names,
-                score=sum(a * b for a, b in zip(vector, point, strict=True)),
+                score=scores[track.isrc],
             )
-            for track, point in self.points.values()
+            for track in tracks
+            if track.isrc in scores
         ]
         return sorted(hits, key=lambda hit: hit.score, reverse=True)[:limit]
 
@@ -791,3 +825,7 @@ class FakeCatalog:
     def _reach(self) -> None:
         if not self.up:
             raise CatalogUnavailable("the fake catalogue is down")
+
+
+def _above(scores: dict[Isrc, float], floor: float | None) -> dict[Isrc, float]:
+    return {isrc: score for isrc, score in scores.items() if floor is None or score > floor}
