@@ -35,6 +35,11 @@ class EmbedderContract:
         assert isinstance(embedder.dimension, int)
         assert embedder.dimension >= 1
 
+    def test_the_space_is_named_and_the_floor_is_a_cosine(self, embedder: Embedder) -> None:
+        assert isinstance(embedder.space, str)
+        assert embedder.space.strip() == embedder.space != ""
+        assert 0.0 <= embedder.match_floor < 1.0
+
     def test_a_track_becomes_a_unit_vector_of_the_dimension(self, embedder: Embedder) -> None:
         vector = embedder.embed_track(TRACK)
 

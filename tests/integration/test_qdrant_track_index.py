@@ -12,10 +12,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from qdrant_client import QdrantClient
+from qdrant_client import QdrantClient, models
+from structlog.testing import capture_logs
 
-from adapters.qdrant.track_index import QdrantTrackIndex
-from application.ports.track_index import IndexedTrack, IndexUnavailable, TrackVectors
+from adapters.qdrant.track_index import QdrantTrackIndex, payload_of
+from application.ports.track_index import IndexedTrack, IndexUnavailable, TrackQuery, TrackVectors
 from domain.values import CatalogId, Isrc
 from tests.contracts import track_index as contract
 from tests.contracts.track_index import TrackIndexContract
@@ -303,3 +304,93 @@ async def test_writes_and_collection_setup_against_a_failing_server_are_unavaila
         await server_index.search(contract.near(1, 0, 0, 0), limit=3)
     with pytest.raises(IndexUnavailable):
         await server_index.prepare(refuse_rewrite)
+
+
+# -- a collection written with other vectors (ADR 0030) ------------------------------------------
+
+
+def vectorise_from_title(track: IndexedTrack) -> TrackVectors:
+    """A stand-in embedder: the dense vector says whether the title is 'Something'."""
+    dense = (1.0, 0.0, 0.0, 0.0) if track.title == "Something" else (0.0, 1.0, 0.0, 0.0)
+    return TrackVectors(dense=dense, lexical=contract.sparse(f7=1.0))
+
+
+async def test_prepare_rewrites_a_single_vector_collection_from_its_payloads(
+    tmp_path: Path,
+) -> None:
+    storage = tmp_path / "qdrant"
+    # The schema before ADR 0030: one unnamed vector per point.
+    before = QdrantClient(path=str(storage))
+    before.create_collection(
+        COLLECTION, vectors_config=models.VectorParams(size=8, distance=models.Distance.COSINE)
+    )
+    kept = payload_of(track(1, title="Something"))
+    before.upsert(
+        COLLECTION,
+        points=[
+            models.PointStruct(id=isrc(1).point_id, vector=[1.0] * 8, payload=kept),
+            # Another writer's point: nothing to vectorise it from, so it is left out.
+            models.PointStruct(id=isrc(2).point_id, vector=[1.0] * 8, payload={"x": 1}),
+        ],
+    )
+    before.close()
+
+    index = QdrantTrackIndex(path=storage, vector_size=DIMENSION, collection=COLLECTION)
+    await index.start()
+    try:
+        with capture_logs() as logs:
+            rewritten = await index.prepare(vectorise_from_title)
+
+        assert rewritten == 1
+        assert await index.indexed([isrc(1), isrc(2)]) == {isrc(1)}
+        hits = await index.search(contract.near(1, 0, 0, 0), limit=5)
+        assert [(hit.isrc, hit.title) for hit in hits] == [(isrc(1), "Something")]
+        words = TrackQuery(dense=contract.unit(0, 0, 1, 0), lexical=contract.sparse(f7=1.0))
+        assert [hit.isrc for hit in await index.search(words, limit=5)] == [isrc(1)]
+        events = [entry["event"] for entry in logs]
+        assert "qdrant.collection_holds_other_vectors" in events
+        assert "qdrant.collection_rewritten" in events
+        assert await index.prepare(refuse_rewrite) == 0  # idempotent: the schema now matches
+    finally:
+        await index.close()
+
+    reader = QdrantClient(path=str(storage))
+    try:
+        [point], _ = reader.scroll(COLLECTION, with_payload=True)
+    finally:
+        reader.close()
+    assert point.payload == kept  # the payload of the contract, as it was
+
+
+async def test_prepare_rewrites_the_points_when_the_embedder_changes(tmp_path: Path) -> None:
+    storage = tmp_path / "qdrant"
+    first = QdrantTrackIndex(path=storage, vector_size=DIMENSION, dense_vector="model-a")
+    await first.start()
+    await first.prepare(refuse_rewrite)
+    await first.upsert(track(1, title="Something"), unit(0, 0, 0, 1))
+    await first.close()
+
+    second = QdrantTrackIndex(path=storage, vector_size=DIMENSION, dense_vector="model-b")
+    await second.start()
+    try:
+        assert await second.prepare(vectorise_from_title) == 1
+        hits = await second.search(contract.near(1, 0, 0, 0), limit=5)
+        assert [hit.isrc for hit in hits] == [isrc(1)]
+    finally:
+        await second.close()
+
+
+async def test_a_dense_vector_of_another_size_is_rewritten_too(tmp_path: Path) -> None:
+    storage = tmp_path / "qdrant"
+    first = QdrantTrackIndex(path=storage, vector_size=2)
+    await first.start()
+    await first.prepare(refuse_rewrite)
+    await first.upsert(track(1), TrackVectors((1.0, 0.0), contract.NO_WORDS))
+    await first.close()
+
+    second = QdrantTrackIndex(path=storage, vector_size=DIMENSION)
+    await second.start()
+    try:
+        assert await second.prepare(vectorise_from_title) == 1
+    finally:
+        await second.close()

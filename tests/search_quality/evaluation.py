@@ -107,7 +107,28 @@ async def answers(
         await index.close()
 
 
-async def evaluate(configuration: Configuration) -> list[KindScore]:
+# The kinds derived from the catalogue, one query per title or artist: hundreds each.
+DERIVED_KINDS = frozenset({"exact", "artist", "typo"})
+
+
+async def evaluate(configuration: Configuration, *, every: int = 1) -> list[KindScore]:
+    """Scores per kind over the whole set, or with `every` > 1 over every so-many query of the
+    derived kinds (the hand-written ones always all): the same tracks, fewer queries."""
     tracks = catalogue()
-    found = await answers(configuration, tracks, queries(tracks))
+    asked = [
+        query
+        for kinds_nth, query in _numbered(queries(tracks))
+        if query.kind not in DERIVED_KINDS or kinds_nth % every == 0
+    ]
+    found = await answers(configuration, tracks, asked)
     return [score(kind, [(q, hits) for q, hits in found if q.kind == kind]) for kind in KINDS]
+
+
+def _numbered(labelled: Sequence[LabelledQuery]) -> list[tuple[int, LabelledQuery]]:
+    """Each query with its position among the queries of its kind."""
+    seen: dict[str, int] = {}
+    numbered = []
+    for query in labelled:
+        numbered.append((seen.get(query.kind, 0), query))
+        seen[query.kind] = seen.get(query.kind, 0) + 1
+    return numbered

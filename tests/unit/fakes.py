@@ -641,6 +641,8 @@ class FakeIndex:
         self.calls: list[int] = []  # the size of each call
         self.before_answer: Callable[[], object] | None = None
         self.points: dict[Isrc, tuple[IndexedTrack, TrackVectors]] = {}
+        self.stale: list[IndexedTrack] = []
+        self.searches: list[TrackQuery] = []
 
     async def indexed(self, isrcs: Sequence[Isrc]) -> set[Isrc]:
         self.calls.append(len(isrcs))
@@ -657,13 +659,19 @@ class FakeIndex:
         self.held.add(track.isrc)
 
     async def prepare(self, vectorise: Callable[[IndexedTrack], TrackVectors]) -> int:
+        """Rewrites the `stale` tracks (points written with other vectors) with `vectorise`."""
         self._reach()
-        return 0
+        for track in self.stale:
+            self.points[track.isrc] = (track, vectorise(track))
+            self.held.add(track.isrc)
+        rewritten, self.stale = len(self.stale), []
+        return rewritten
 
     async def search(self, query: TrackQuery, limit: int) -> list[TrackHit]:
         """Dense only: the dot product. Hybrid: each ranking cut at its floor, fused by
         reciprocal rank (1 / (rank + 1) from each ranking a track is in)."""
         self._reach()
+        self.searches.append(query)
         tracks = [track for track, _ in self.points.values()]
         dense = {
             track.isrc: sum(a * b for a, b in zip(query.dense, vectors.dense, strict=True))
