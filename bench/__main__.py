@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from bench import adds, fairness, scheduling, suite, sustained
+from bench import adds, fairness, scheduling, search_quality, suite, sustained
 from bench.rig import QUICK, Config, Rig, open_rig
 
 
@@ -62,6 +62,10 @@ SECTIONS = {
     "validation": Section("what GraphQL documents cost to check, in process", validation_cost),
     "fairness": Section(
         "one user's flood and others' adds under TIDAL's meter", on_the_rig(fairness.run_alone)
+    ),
+    "search": Section(
+        "search quality per query kind: hashing vs model vs hybrid, in process",
+        search_quality.run_alone,
     ),
 }
 

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from bench.adds import AddRow
     from bench.rig import Config
     from bench.scheduling import SchedulingRow
+    from bench.search_quality import SearchQuality
     from bench.sustained import Sustained
 
 DOC = ROOT / "docs" / "benchmarks.md"
@@ -33,6 +34,7 @@ class Report:
     readd: AddRow
     scheduling: list[SchedulingRow]
     sustained: Sustained
+    search: SearchQuality | None = None
 
     def add(self, target: str, connections: int) -> AddRow | None:
         return next(
@@ -328,6 +330,10 @@ def render(report: Report) -> str:
         f"| service RSS at start / peak | {s.start_rss_mib:.0f} / {s.peak_rss_mib:.0f} MiB |",
         "",
     ]
+    if report.search is not None:
+        from bench import search_quality  # loads the model's package only when it ran
+
+        lines += search_quality.render(report.search)
     return "\n".join(lines) + "\n"
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from datetime import UTC, datetime
 
-from bench import adds, harness, scheduling, sustained
+from bench import adds, harness, scheduling, search_quality, sustained
 from bench.report import Report, write_report
 from bench.rig import Config, open_rig
 
@@ -34,6 +34,8 @@ def run(config: Config, *, write: bool) -> Report:
             schedules = scheduling.run(rig)
             print("sustained ...", file=sys.stderr)
             load = sustained.run(rig)
+        print("search quality ...", file=sys.stderr)
+        search = search_quality.measure(config)
         database_where = rig.database_where
         tool = "wrk" if rig.use_wrk else "python-httpx (wrk not available)"
     report = Report(
@@ -49,6 +51,7 @@ def run(config: Config, *, write: bool) -> Report:
         readd=readd,
         scheduling=schedules,
         sustained=load,
+        search=search,
     )
     write_report(report, write=write)
     return report
