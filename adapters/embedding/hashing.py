@@ -87,6 +87,15 @@ def features(text: str, kind_weights: Mapping[str, float] = KIND_WEIGHTS) -> dic
     }
 
 
+def feature_hash(feature: str, *, person: bytes, digest_size: int) -> int:
+    """A feature's blake2b digest as a number: the same in every process and release (Python's
+    `hash()` is salted per process)."""
+    digest = hashlib.blake2b(
+        feature.encode("utf-8", "surrogatepass"), digest_size=digest_size, person=person
+    ).digest()
+    return int.from_bytes(digest, "big")
+
+
 def track_features(
     track: TrackText, weights: FieldWeights, kind_weights: Mapping[str, float] = KIND_WEIGHTS
 ) -> dict[str, float]:
@@ -151,10 +160,7 @@ class HashingEmbedder:
     def _slot(self, feature: str) -> tuple[int, float]:
         slot = self._slots.get(feature)
         if slot is None:
-            digest = hashlib.blake2b(
-                feature.encode("utf-8", "surrogatepass"), digest_size=8, person=_PERSON
-            ).digest()
-            number = int.from_bytes(digest, "big")
+            number = feature_hash(feature, person=_PERSON, digest_size=8)
             # The low bit gives the sign, the rest the bucket: independent bits of one digest.
             slot = ((number >> 1) % self.dimension, -1.0 if number & 1 else 1.0)
             if len(self._slots) >= _CACHE_LIMIT:

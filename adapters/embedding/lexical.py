@@ -9,11 +9,10 @@ features, partial titles through words and bigrams, typos through the 3-grams (A
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Mapping
 
-from adapters.embedding.hashing import FieldWeights, features, track_features
+from adapters.embedding.hashing import FieldWeights, feature_hash, features, track_features
 from application.ports.embedder import SparseVector, TrackText
 
 # Changing a feature, a weight or the hash changes every vector: bump it, and the index
@@ -70,10 +69,7 @@ class LexicalFeatureEncoder:
     def _index(self, feature: str) -> int:
         index = self._indices.get(feature)
         if index is None:
-            digest = hashlib.blake2b(
-                feature.encode("utf-8", "surrogatepass"), digest_size=4, person=_PERSON
-            ).digest()
-            index = int.from_bytes(digest, "big")
+            index = feature_hash(feature, person=_PERSON, digest_size=4)
             if len(self._indices) >= _CACHE_LIMIT:
                 self._indices.clear()
             self._indices[feature] = index

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import math
 import uuid
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
@@ -184,64 +184,85 @@ class QdrantTrackIndex:
         If it exists with other vectors (another embedder's, or one unnamed vector as before
         ADR 0030), read every point, recreate the collection, and write each point again with
         its payload and `vectorise(track)`. Returns how many points were written again."""
+        deadline = self._prepare_deadline_s
 
-        async def prepare_remote(client: AsyncQdrantClient) -> int:
+        async def describe_remote(client: AsyncQdrantClient) -> str | None:
             if not await client.collection_exists(self._collection):
                 await self._ensure_collection_remote(client)
-                return 0
-            described = self._mismatch(await client.get_collection(self._collection))
-            if described is None:
-                return 0
-            self._log_rewrite(described)
-            records: list[models.Record] = []
-            offset: Any = None
-            while True:
-                page, offset = await client.scroll(
-                    self._collection, limit=REWRITE_BATCH, offset=offset, with_payload=True
-                )
-                records += page
-                if offset is None:
-                    break
-            points = self._rewritten(records, vectorise)
-            await client.delete_collection(self._collection)
-            await self._ensure_collection_remote(client)
-            for batch in _batches(points):
-                await client.upsert(self._collection, points=batch, wait=True)
-            return len(points)
+                return None
+            return self._mismatch(await client.get_collection(self._collection))
 
-        def prepare_local(client: QdrantClient) -> int:
+        def describe_local(client: QdrantClient) -> str | None:
             if not client.collection_exists(self._collection):
                 self._ensure_collection_local(client)
-                return 0
-            described = self._mismatch(client.get_collection(self._collection))
-            if described is None:
-                return 0
-            self._log_rewrite(described)
-            records: list[models.Record] = []
-            offset: Any = None
-            while True:
-                page, offset = client.scroll(
-                    self._collection, limit=REWRITE_BATCH, offset=offset, with_payload=True
-                )
-                records += page
-                if offset is None:
-                    break
-            points = self._rewritten(records, vectorise)
-            client.delete_collection(self._collection)
-            self._ensure_collection_local(client)
-            for batch in _batches(points):
-                client.upsert(self._collection, points=batch, wait=True)
-            return len(points)
+                return None
+            return self._mismatch(client.get_collection(self._collection))
 
-        rewritten = await self._call(
-            "prepare", self._prepare_deadline_s, remote=prepare_remote, local=prepare_local
-        )
-        if rewritten:
+        found = await self._call("prepare", deadline, remote=describe_remote, local=describe_local)
+        rewritten = 0
+        if found is not None:
+            logger.warning(
+                "qdrant.collection_holds_other_vectors",
+                collection=self._collection,
+                found=found,
+                action="every point is read, the collection recreated and each point written"
+                " again with this configuration's vectors from its payload",
+            )
+            points = self._rewritten(await self._every_record(), vectorise)
+
+            async def recreate_remote(client: AsyncQdrantClient) -> None:
+                await client.delete_collection(self._collection)
+                await self._ensure_collection_remote(client)
+
+            def recreate_local(client: QdrantClient) -> None:
+                client.delete_collection(self._collection)
+                self._ensure_collection_local(client)
+
+            await self._call("prepare", deadline, remote=recreate_remote, local=recreate_local)
+            for start in range(0, len(points), REWRITE_BATCH):
+                await self._write(points[start : start + REWRITE_BATCH])
+            rewritten = len(points)
             logger.warning(
                 "qdrant.collection_rewritten", collection=self._collection, points=rewritten
             )
         logger.info("qdrant.collection_ready", collection=self._collection, local=self.is_local)
         return rewritten
+
+    async def _every_record(self) -> list[models.Record]:
+        """Every point with its payload, a page at a time."""
+        records: list[models.Record] = []
+        offset: Any = None
+        while True:
+            page, offset = await self._page(offset)
+            records += page
+            if offset is None:
+                return records
+
+    async def _page(self, offset: Any) -> tuple[list[models.Record], Any]:
+        async def page_remote(client: AsyncQdrantClient) -> tuple[list[models.Record], Any]:
+            return await client.scroll(
+                self._collection, limit=REWRITE_BATCH, offset=offset, with_payload=True
+            )
+
+        def page_local(client: QdrantClient) -> tuple[list[models.Record], Any]:
+            return client.scroll(
+                self._collection, limit=REWRITE_BATCH, offset=offset, with_payload=True
+            )
+
+        return await self._call(
+            "prepare", self._prepare_deadline_s, remote=page_remote, local=page_local
+        )
+
+    async def _write(self, points: list[models.PointStruct]) -> None:
+        async def write_remote(client: AsyncQdrantClient) -> None:
+            await client.upsert(self._collection, points=points, wait=True)
+
+        def write_local(client: QdrantClient) -> None:
+            client.upsert(self._collection, points=points, wait=True)
+
+        await self._call(
+            "prepare", self._prepare_deadline_s, remote=write_remote, local=write_local
+        )
 
     def _mismatch(self, info: models.CollectionInfo) -> str | None:
         """None when the collection holds exactly this configuration's vectors; otherwise what
@@ -259,15 +280,6 @@ class QdrantTrackIndex:
         return (
             f"dense {dense}, sparse {sorted(sparse)};"
             f" this configuration: dense {expected}, sparse {[self._lexical]}"
-        )
-
-    def _log_rewrite(self, described: str) -> None:
-        logger.warning(
-            "qdrant.collection_holds_other_vectors",
-            collection=self._collection,
-            found=described,
-            action="every point is read, the collection recreated and each point written again"
-            " with this configuration's vectors from its payload",
         )
 
     def _rewritten(
@@ -495,11 +507,6 @@ def payload_of(track: IndexedTrack) -> dict[str, Any]:
 
 def _sparse(vector: SparseVector) -> models.SparseVector:
     return models.SparseVector(indices=list(vector.indices), values=list(vector.values))
-
-
-def _batches(points: list[models.PointStruct]) -> Iterator[list[models.PointStruct]]:
-    for start in range(0, len(points), REWRITE_BATCH):
-        yield points[start : start + REWRITE_BATCH]
 
 
 def _track_of(payload: Mapping[str, Any]) -> IndexedTrack | None:

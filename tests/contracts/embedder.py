@@ -7,6 +7,7 @@ import math
 from collections.abc import Callable
 
 import pytest
+from hypothesis import strategies as st
 
 from application.ports.embedder import Embedder, TrackText
 
@@ -17,6 +18,16 @@ TRACK = TrackText(
     album_title="Abbey Road",
 )
 QUERIES = ("come together", "The Beatles", "Beyoncé", "abbey road remastered 2009")
+
+# Any text, for properties of embedders and encoders.
+texts = st.text(max_size=80)
+track_texts = st.builds(
+    TrackText,
+    title=texts,
+    version=st.none() | texts,
+    artist_names=st.lists(st.text(max_size=30), max_size=4).map(tuple),
+    album_title=st.none() | texts,
+)
 
 
 def _norm(vector: list[float]) -> float:

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from adapters.embedding import FieldWeights, HashingEmbedder
 from adapters.embedding.hashing import features, normalise
 from application.ports.embedder import Embedder, TrackText
-from tests.contracts.embedder import EmbedderContract
+from tests.contracts.embedder import EmbedderContract, texts, track_texts
 
 properties = settings(max_examples=100, deadline=None)
 
@@ -169,15 +169,6 @@ def test_the_title_weighs_more_than_the_album_title() -> None:
 
 
 # -- the port's contract -----------------------------------------------------------------------
-
-texts = st.text(max_size=80)
-track_texts = st.builds(
-    TrackText,
-    title=texts,
-    version=st.none() | texts,
-    artist_names=st.lists(st.text(max_size=30), max_size=4).map(tuple),
-    album_title=st.none() | texts,
-)
 
 
 class TestHashingEmbedderContract(EmbedderContract):

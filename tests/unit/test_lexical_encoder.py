@@ -7,21 +7,12 @@ import math
 
 import pytest
 from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from adapters.embedding import LexicalFeatureEncoder
 from application.ports.embedder import SparseVector, TrackText
+from tests.contracts.embedder import texts, track_texts
 
 properties = settings(max_examples=100, deadline=None)
-
-texts = st.text(max_size=80)
-track_texts = st.builds(
-    TrackText,
-    title=texts,
-    version=st.none() | texts,
-    artist_names=st.lists(st.text(max_size=30), max_size=4).map(tuple),
-    album_title=st.none() | texts,
-)
 
 
 def dot(a: SparseVector, b: SparseVector) -> float:
