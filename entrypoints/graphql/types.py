@@ -157,7 +157,9 @@ class TrackHit:
     title: str = strawberry.field(description="The track's title, with its version if any.")
     artist_names: list[str] = strawberry.field(description="The track's artists' names.")
     score: float = strawberry.field(
-        description="How well the track matches the query: higher is better (cosine, at most 1)."
+        description="How well the track matches the query, to order this answer: the fused"
+        " rank score of the meaning and the words rankings (higher is better); it is not"
+        " comparable across answers."
     )
 
 
