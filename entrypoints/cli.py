@@ -60,6 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also every dispatched request that is not indexed yet",
     )
+    resync = commands.add_parser(
+        "resync",
+        help="read playlists again and schedule the tracks added since (every one, or ITEM_IDs)",
+    )
+    resync.add_argument(
+        "item_ids", nargs="*", metavar="ITEM_ID", help="library item ids of playlists"
+    )
     token = commands.add_parser("token", help="print a token for USER_ID (local use)")
     token.add_argument("user_id")
     commands.add_parser(
@@ -90,6 +97,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_relay())
         if args.command == "reschedule":
             return asyncio.run(_reschedule(include_unindexed=args.all))
+        if args.command == "resync":
+            return asyncio.run(_resync(tuple(args.item_ids)))
     except Exception as error:
         code = exit_code_for(error)
         if code is None:
@@ -169,6 +178,23 @@ async def _reschedule(*, include_unindexed: bool) -> int:
             f"{done.requests} requests put back to 'requested' and {done.jobs} failed items"
             " to be scheduled again; a running relay does both"
         )
+    finally:
+        await container.shutdown_resources()  # type: ignore[misc]
+    return EXIT_OK
+
+
+async def _resync(item_ids: tuple[str, ...]) -> int:
+    from application.use_cases.resync import ResyncCommand
+    from entrypoints.container import Container, resolved
+
+    container = Container()
+    try:
+        await container.engine.init()  # type: ignore[misc]
+        resync = await resolved(container.resync())
+        outcome = await resync(ResyncCommand(item_ids))
+        print(f"{outcome.resynced} playlists put back to be read again; a running relay does it")
+        if outcome.still_pending:
+            print(f"{outcome.still_pending} still being scheduled, left as they are")
     finally:
         await container.shutdown_resources()  # type: ignore[misc]
     return EXIT_OK

@@ -61,6 +61,7 @@ from application.use_cases.list_library import ListLibrary
 from application.use_cases.prepare_search_index import PrepareSearchIndex
 from application.use_cases.remove_from_library import RemoveFromLibrary
 from application.use_cases.reschedule import Reschedule
+from application.use_cases.resync import Resync
 from application.use_cases.retry_ingestion import RetryIngestion
 from application.use_cases.schedule_ingestion import ScheduleIngestion
 from application.use_cases.search_tracks import SearchTracks
@@ -305,6 +306,7 @@ class Container(containers.DeclarativeContainer):
     )
     search_tracks = providers.Singleton(SearchTracks, embedder, lexical_encoder, track_index)
     reschedule = providers.Singleton(Reschedule, uow_factory, clock)
+    resync = providers.Singleton(Resync, uow_factory, clock)
 
     postgres_listener = providers.Resource(postgres_listener, database_url)
     notifications = providers.Resource(notifications, postgres_listener)

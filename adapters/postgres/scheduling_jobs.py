@@ -145,6 +145,27 @@ _REOPEN_FAILED = text(
     """
 ).bindparams(_ITEM_IDS)
 
+# The same re-sync as a re-add's (library_additions.py), for any number of items at once.
+_RESYNC = text(
+    f"""
+    WITH resynced AS (
+        UPDATE scheduling_jobs AS job
+        SET status = '{SchedulingStatus.PENDING.value}', attempts = 0, last_error = NULL,
+            run_after = :now, updated_at = :now, locked_by = NULL, locked_until = NULL
+        FROM library_items AS item
+        WHERE item.id = job.library_item_id AND item.kind = ANY(:kinds)
+          AND job.status <> '{SchedulingStatus.PENDING.value}'
+          AND (CAST(:every AS boolean) OR job.library_item_id = ANY(:item_ids))
+        RETURNING job.library_item_id
+    ), unlinked AS (
+        DELETE FROM item_tracks WHERE library_item_id IN (SELECT library_item_id FROM resynced)
+    )
+    SELECT library_item_id FROM resynced
+    """
+).bindparams(_ITEM_IDS, bindparam("kinds", type_=ARRAY(TEXT)))
+# One wake-up for the lot: the relays read no payload, and a claim takes whatever is due.
+_WAKE = text(f"SELECT pg_notify('{SCHEDULING_CHANNEL}', 'resync')")
+
 _ITEMS = select(library_items).where(library_items.c.id == any_(_ITEM_IDS))
 
 # Executed for many parameter sets too: artist names are arrays of different lengths, which
@@ -271,6 +292,27 @@ class PostgresSchedulingJobs:
         rows = (await self._connection.execute(_ITEMS, {"item_ids": list(item_ids)})).mappings()
         found = (row_to_item(row) for row in rows)
         return {item.id: item for item in found}
+
+    async def resync(
+        self,
+        item_ids: Sequence[LibraryItemId] | None,
+        *,
+        kinds: Collection[LibraryItemKind],
+        now: datetime,
+    ) -> list[LibraryItemId]:
+        rows = await self._connection.execute(
+            _RESYNC,
+            {
+                "now": now,
+                "kinds": sorted(kind.value for kind in kinds),
+                "every": item_ids is None,
+                "item_ids": list(item_ids or ()),
+            },
+        )
+        resynced = [LibraryItemId(item_id) for (item_id,) in rows]
+        if resynced:
+            await self._connection.execute(_WAKE)
+        return resynced
 
     async def describe_items(self, descriptions: Sequence[ItemDescription]) -> None:
         if not descriptions:

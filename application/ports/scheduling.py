@@ -105,6 +105,20 @@ class SchedulingJobs(Protocol):
         from the answer."""
         ...
 
+    async def resync(
+        self,
+        item_ids: Sequence[LibraryItemId] | None,
+        *,
+        kinds: Collection[LibraryItemKind],
+        now: datetime,
+    ) -> list[LibraryItemId]:
+        """Read items that change again (ADR 0029): the ended (done or failed) jobs of the
+        items of `kinds` among `item_ids` (None: every such item) are pending again, due `now`,
+        their attempts and error cleared and their leases gone, and the items' track links are
+        removed; the relays are woken when the transaction commits. A job still pending is left
+        alone. Answers the items put back."""
+        ...
+
     async def describe_items(self, descriptions: Sequence[ItemDescription]) -> None:
         """Fill in the items' titles and artists from the catalogue; an empty sequence does
         nothing."""

@@ -15,7 +15,7 @@ from application.ports.scheduling import ItemDescription, ItemTrackLink
 from application.ports.unit_of_work import UnitOfWorkFactory
 from domain.ingestion import IngestionRequest
 from domain.library import LibraryItem, LibraryItemKind
-from domain.values import CatalogId, Isrc, LibraryItemId, UserId
+from domain.values import CatalogId, CatalogIdForm, Isrc, LibraryItemId, UserId
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 LEASE = timedelta(seconds=15)
@@ -29,7 +29,11 @@ def item(number: int, *, kind: LibraryItemKind = LibraryItemKind.ALBUM) -> Libra
         id=LibraryItemId(uuid.UUID(int=number + 1)),
         user_id=UserId(f"user-{number}"),
         kind=kind,
-        catalog_id=CatalogId(str(1_000 + number)),
+        catalog_id=CatalogId(
+            str(uuid.UUID(int=1_000 + number))
+            if kind.id_form is CatalogIdForm.UUID
+            else str(1_000 + number)
+        ),
         added_at=T0 + timedelta(seconds=number),
     )
 
@@ -91,6 +95,63 @@ class SchedulingRig:
 class SchedulingContract:
     """Subclass as `Test<Adapter>SchedulingContract` with one fixture: `scheduling`, a
     SchedulingRig over an empty store."""
+
+    # -- jobs: re-syncs (ADR 0029) ----------------------------------------------------------------
+
+    async def test_a_resync_puts_the_ended_jobs_of_its_kinds_back_as_new(
+        self, scheduling: SchedulingRig
+    ) -> None:
+        playlist = item(1, kind=LibraryItemKind.PLAYLIST)
+        failed = item(2, kind=LibraryItemKind.PLAYLIST)
+        pending = item(3, kind=LibraryItemKind.PLAYLIST)
+        album = item(4)
+        for each in (playlist, failed, pending, album):
+            await scheduling.add(each)
+        at = T0 + timedelta(seconds=10)
+        await scheduling.claim(A, at=at)
+        async with scheduling.uow() as uow:
+            await uow.jobs.finish([playlist.id, album.id], worker=A, now=at)
+            await uow.jobs.give_up({failed.id: "gone"}, worker=A, now=at)
+            await uow.jobs.release([pending.id], worker=A)
+            await uow.commit()
+        later = at + timedelta(hours=1)
+
+        async with scheduling.uow() as uow:
+            resynced = await uow.jobs.resync(None, kinds=[LibraryItemKind.PLAYLIST], now=later)
+            await uow.commit()
+        async with scheduling.uow() as uow:
+            claimed = await uow.jobs.claim(worker=B, limit=10, lease=LEASE, now=later)
+            await uow.commit()
+
+        assert sorted(resynced) == sorted([playlist.id, failed.id])
+        # Due again, their attempts counted afresh; the pending one as it was; not the album.
+        assert {job.item_id: job.attempts for job in claimed} == {
+            playlist.id: 1,
+            failed.id: 1,
+            pending.id: 2,
+        }
+
+    async def test_a_resync_of_named_items_touches_no_other_and_keeps_nothing_uncommitted(
+        self, scheduling: SchedulingRig
+    ) -> None:
+        named = item(1, kind=LibraryItemKind.PLAYLIST)
+        other = item(2, kind=LibraryItemKind.PLAYLIST)
+        for each in (named, other):
+            await scheduling.add(each)
+        at = T0 + timedelta(seconds=10)
+        await scheduling.claim(A, at=at)
+        async with scheduling.uow() as uow:
+            await uow.jobs.finish([named.id, other.id], worker=A, now=at)
+            await uow.commit()
+        async with scheduling.uow() as uow:  # not committed: nothing changes
+            await uow.jobs.resync([named.id], kinds=[LibraryItemKind.PLAYLIST], now=at)
+
+        async with scheduling.uow() as uow:
+            resynced = await uow.jobs.resync([named.id], kinds=[LibraryItemKind.PLAYLIST], now=at)
+            await uow.commit()
+
+        assert resynced == [named.id]
+        assert await scheduling.claim(B, at=at) == [named.id]
 
     # -- jobs: claims and leases -----------------------------------------------------------------
 

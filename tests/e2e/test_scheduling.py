@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import os
+import subprocess
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from datetime import UTC, datetime
@@ -28,6 +30,7 @@ from entrypoints.container import Container
 from entrypoints.relay import Relay
 from entrypoints.settings import Settings
 from tests.e2e.conftest import GraphQLClient
+from tests.faults.harness import libingest_command
 from tests.support.loopback_inngest import InngestMode, LoopbackInngest
 from tests.support.loopback_qdrant import LoopbackQdrant, QdrantMode
 from tests.support.loopback_tidal import (
@@ -756,3 +759,44 @@ async def test_a_playlist_not_in_the_catalogue_fails_with_a_readable_error(
     assert state["lastError"] == f"playlist {PLAYLIST_ID} is not in the catalogue"
     assert await job_row(engine, item_id) == ("failed", 1)
     assert inngest.request_count == 0
+
+
+def run_libingest(args: list[str], database_url: str, data_dir: Path) -> str:
+    """The real `libingest` command on the test's database, as an operator runs it."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("INNGEST_", "QDRANT_", "TIDAL_", "LIBINGEST_", "RELAY_"))
+        and key not in {"DATABASE_URL", "TEST_DATABASE_URL"}
+    }
+    env |= {"DATABASE_URL": database_url, "LIBINGEST_DATA_DIR": str(data_dir)}
+    done = subprocess.run(
+        [*libingest_command(), *args], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+async def test_libingest_resync_reads_the_playlists_again_and_sends_only_new_tracks(
+    as_user: Callable[[str], GraphQLClient],
+    tidal: LoopbackTidal,
+    inngest: LoopbackInngest,
+    database_url: str,
+    tmp_path: Path,
+) -> None:
+    album = tidal.add_album(generated_album("640000", 30))
+    tidal.add_playlist(playlist_of(album.items[:10]))
+    alice = as_user("alice")
+    item_id, _ = await add_playlist(alice, PLAYLIST_ID)
+    await settled(alice, item_id)
+    await events_reach(inngest, 10)
+    tidal.add_playlist(playlist_of(album.items[5:12]))  # five gone, two new
+
+    printed = await asyncio.to_thread(run_libingest, ["resync"], database_url, tmp_path)
+    await events_reach(inngest, 12)
+    state = await settled(alice, item_id)
+
+    assert printed.startswith("1 playlists put back")
+    assert (state["tracksTotal"], state["tracksRequested"]) == (7, 7)
+    assert_sent_once(inngest, isrcs_of(album)[:12])
+    assert tidal.counts.by_endpoint["playlist"] == 2

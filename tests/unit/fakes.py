@@ -388,6 +388,36 @@ class FakeSchedulingJobs:
         self.staged.append(apply)
         return ours
 
+    async def resync(
+        self,
+        item_ids: Sequence[LibraryItemId] | None,
+        *,
+        kinds: Collection[LibraryItemKind],
+        now: datetime,
+    ) -> list[LibraryItemId]:
+        wanted = set(self.store.jobs) if item_ids is None else set(item_ids)
+        resynced = [
+            item_id
+            for item_id, job in self.store.jobs.items()
+            if item_id in wanted
+            and job.status != "pending"
+            and self.store.items[item_id].kind in kinds
+        ]
+
+        def apply() -> None:
+            for item_id in resynced:
+                job = self.store.jobs[item_id]
+                job.status, job.attempts, job.last_error = "pending", 0, None
+                job.run_after, job.locked_by, job.locked_until = now, None, None
+            gone = set(resynced)
+            self.store.link_writes = [
+                [link for link in write if link.item_id not in gone]
+                for write in self.store.link_writes
+            ]
+
+        self.staged.append(apply)
+        return resynced
+
     async def describe_items(self, descriptions: Sequence[ItemDescription]) -> None:
         def apply() -> None:
             for d in descriptions:
