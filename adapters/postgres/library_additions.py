@@ -35,7 +35,9 @@ _CREATED, _EXISTING, _REFUSED = "created", "existing", "refused"
 # A re-add of a kind that changes ($9, `LibraryItemKind.resyncs_on_readd`: playlists) whose job
 # has ended puts the job back to pending and unlinks the item's tracks, so the relay reads the
 # item again (ADR 0029); only while the cap is open, and never a job still pending, which will
-# read the item as it is anyway. Data-modifying CTEs run whether or not they are referenced.
+# read the item as it is anyway, unless a relay has claimed it: that run may have read the
+# changed part already, so it is noted (`resync_requested`) and its finish puts the job back.
+# Data-modifying CTEs run whether or not they are referenced.
 # Any other re-add of an item whose scheduling failed puts its job back to pending: adding it
 # again is how a user retries it (ADR 0028). Either wakes the relays.
 _ADD = f"""
@@ -70,7 +72,8 @@ WITH quota AS (
 ), resynced AS (
     UPDATE scheduling_jobs AS job
     SET status = '{SchedulingStatus.PENDING.value}', attempts = 0, last_error = NULL,
-        run_after = $5, updated_at = $5, locked_by = NULL, locked_until = NULL
+        run_after = $5, updated_at = $5, locked_by = NULL, locked_until = NULL,
+        resync_requested = false
     FROM library_items AS item, quota
     WHERE $9::boolean AND quota.open
       AND item.user_id = $2 AND item.kind = $3 AND item.catalog_id = $4
@@ -89,6 +92,12 @@ WITH quota AS (
       AND failed.status = '{SchedulingStatus.FAILED.value}'
       AND NOT EXISTS (SELECT FROM inserted)
     RETURNING failed.library_item_id
+), flagged AS (
+    UPDATE scheduling_jobs AS job SET resync_requested = true
+    FROM library_items AS item
+    WHERE $9::boolean AND item.user_id = $2 AND item.kind = $3 AND item.catalog_id = $4
+      AND job.library_item_id = item.id AND job.status = '{SchedulingStatus.PENDING.value}'
+      AND job.locked_by IS NOT NULL
 )
 SELECT '{_CREATED}' AS outcome, library_item_id AS id, NULL::timestamptz AS added_at,
        inserted.title, inserted.artist_names,

@@ -93,12 +93,27 @@ _EXTEND_LEASES = text(
     """
 ).bindparams(_ITEM_IDS)
 
+# A job whose item asked to be read again while it ran (ADR 0029) is pending again instead of
+# done, due now, and its links go, as a re-sync's do; the statement answers how many.
 _FINISH = text(
-    """
-    UPDATE scheduling_jobs
-    SET status = 'done', last_error = NULL, locked_by = NULL, locked_until = NULL,
-        updated_at = :now
-    WHERE library_item_id = ANY(:item_ids) AND locked_by = :worker
+    f"""
+    WITH finished AS (
+        UPDATE scheduling_jobs
+        SET status = CASE WHEN resync_requested THEN '{SchedulingStatus.PENDING.value}'
+                          ELSE '{SchedulingStatus.DONE.value}' END,
+            run_after = CASE WHEN resync_requested THEN :now ELSE run_after END,
+            attempts = CASE WHEN resync_requested THEN 0 ELSE attempts END,
+            resync_requested = false, last_error = NULL, locked_by = NULL, locked_until = NULL,
+            updated_at = :now
+        WHERE library_item_id = ANY(:item_ids) AND locked_by = :worker
+        RETURNING library_item_id, status
+    ), unlinked AS (
+        DELETE FROM item_tracks WHERE library_item_id IN (
+            SELECT library_item_id FROM finished
+            WHERE status = '{SchedulingStatus.PENDING.value}'
+        )
+    )
+    SELECT count(*) FROM finished WHERE status = '{SchedulingStatus.PENDING.value}'
     """
 ).bindparams(_ITEM_IDS)
 
@@ -151,7 +166,8 @@ _RESYNC = text(
     WITH resynced AS (
         UPDATE scheduling_jobs AS job
         SET status = '{SchedulingStatus.PENDING.value}', attempts = 0, last_error = NULL,
-            run_after = :now, updated_at = :now, locked_by = NULL, locked_until = NULL
+            run_after = :now, updated_at = :now, locked_by = NULL, locked_until = NULL,
+            resync_requested = false
         FROM library_items AS item
         WHERE item.id = job.library_item_id AND item.kind = ANY(:kinds)
           AND job.status <> '{SchedulingStatus.PENDING.value}'
@@ -159,6 +175,12 @@ _RESYNC = text(
         RETURNING job.library_item_id
     ), unlinked AS (
         DELETE FROM item_tracks WHERE library_item_id IN (SELECT library_item_id FROM resynced)
+    ), flagged AS (
+        UPDATE scheduling_jobs AS job SET resync_requested = true
+        FROM library_items AS item
+        WHERE item.id = job.library_item_id AND item.kind = ANY(:kinds)
+          AND job.status = '{SchedulingStatus.PENDING.value}' AND job.locked_by IS NOT NULL
+          AND (CAST(:every AS boolean) OR job.library_item_id = ANY(:item_ids))
     )
     SELECT library_item_id FROM resynced
     """
@@ -224,9 +246,11 @@ class PostgresSchedulingJobs:
     ) -> None:
         if not item_ids:
             return
-        await self._connection.execute(
+        again = await self._connection.execute(
             _FINISH, {"item_ids": list(item_ids), "worker": worker, "now": now}
         )
+        if again.scalar_one():
+            await self._connection.execute(_WAKE)
 
     async def give_up(
         self, reasons: Mapping[LibraryItemId, str], *, worker: str, now: datetime

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     ARRAY,
+    Boolean,
     Column,
     DateTime,
     ForeignKey,
@@ -14,6 +15,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import UUID
 
@@ -49,6 +51,7 @@ scheduling_jobs = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("locked_by", Text),
     Column("locked_until", DateTime(timezone=True)),
+    Column("resync_requested", Boolean, nullable=False, server_default=text("false")),
     # The item's owner, so that the per-user cap counts pending jobs from an index (0004).
     Column("user_id", Text),
 )

@@ -26,7 +26,8 @@ class LibraryAdditions(Protocol):
         as usual: it writes no job. A re-add of a kind that changes after it is added
         (`kind.resyncs_on_readd`: playlists) whose job has ended, done or failed, re-syncs it in
         the same write, while the cap is open: the job is pending again, due now, its attempts
-        and error cleared, the item's track links removed and the relays woken (ADR 0029).
+        and error cleared, the item's track links removed and the relays woken (ADR 0029). If
+        its job is claimed and running, the re-sync waits for the run's finish (`finish`).
         Concurrent adds of one owner may each count before the
         others' jobs, so the owner may end up past the cap by their number of concurrent adds.
 

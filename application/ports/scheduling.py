@@ -66,7 +66,9 @@ class SchedulingJobs(Protocol):
         self, item_ids: Sequence[LibraryItemId], *, worker: str, now: datetime
     ) -> None:
         """Mark the jobs done and give up their leases (one statement); a job that is no
-        longer `worker`'s is left alone. An empty sequence does nothing."""
+        longer `worker`'s is left alone. A job whose item asked to be read again while it ran
+        (see `resync`) is pending again instead, due `now`, its links removed and the relays
+        woken. An empty sequence does nothing."""
         ...
 
     async def give_up(
@@ -116,7 +118,9 @@ class SchedulingJobs(Protocol):
         items of `kinds` among `item_ids` (None: every such item) are pending again, due `now`,
         their attempts and error cleared and their leases gone, and the items' track links are
         removed; the relays are woken when the transaction commits. A job still pending is left
-        alone. Answers the items put back."""
+        as it is, since it will read the item as it is then; unless a worker has claimed it,
+        whose run may have read the changed part already: then its `finish` puts it back.
+        Answers the items put back now."""
         ...
 
     async def describe_items(self, descriptions: Sequence[ItemDescription]) -> None:

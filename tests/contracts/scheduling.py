@@ -131,6 +131,29 @@ class SchedulingContract:
             pending.id: 2,
         }
 
+    async def test_a_resync_asked_while_the_job_runs_puts_it_back_when_it_finishes(
+        self, scheduling: SchedulingRig
+    ) -> None:
+        running, plain = (
+            item(1, kind=LibraryItemKind.PLAYLIST),
+            item(2, kind=LibraryItemKind.PLAYLIST),
+        )
+        for each in (running, plain):
+            await scheduling.add(each)
+        at = T0 + timedelta(seconds=10)
+        await scheduling.claim(A, at=at)
+        async with scheduling.uow() as uow:
+            resynced = await uow.jobs.resync([running.id], kinds=[LibraryItemKind.PLAYLIST], now=at)
+            await uow.commit()
+        assert resynced == []  # still running: nothing to put back yet
+
+        async with scheduling.uow() as uow:
+            await uow.jobs.finish([running.id, plain.id], worker=A, now=at)
+            await uow.commit()
+
+        # The run may have read the changed part already: it is read again; the other is done.
+        assert await scheduling.claim(B, at=at) == [running.id]
+
     async def test_a_resync_of_named_items_touches_no_other_and_keeps_nothing_uncommitted(
         self, scheduling: SchedulingRig
     ) -> None:

@@ -1,5 +1,5 @@
 """Playlists in PostgreSQL (ADR 0029): the schema's per-kind id check, and the re-sync a re-add
-of an ended playlist makes inside the add's one statement."""
+of an ended playlist makes inside the add's one statement (or, mid-run, at the run's finish)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from adapters.postgres.database import driver_url
 from adapters.postgres.library_additions import PostgresLibraryAdditions
 from adapters.postgres.tables import SCHEDULING_CHANNEL
+from adapters.postgres.unit_of_work import PostgresUnitOfWorkFactory
 from application.errors import TooManyPendingAdds
+from application.ports.scheduling import ItemTrackLink
 from domain.library import LibraryItem, LibraryItemKind
 from domain.values import CatalogId, UserId
 
@@ -171,3 +173,42 @@ async def test_a_re_sync_wakes_the_relays(
         assert await asyncio.wait_for(heard.get(), timeout=5) == "marker"
     finally:
         await listener.close()
+
+
+async def test_re_adding_a_playlist_while_its_job_runs_reads_it_again_after_the_run(
+    engine: AsyncEngine, session_pool: asyncpg.Pool
+) -> None:
+    # The run may already have read the part that changed: its finish puts the job back.
+    additions = PostgresLibraryAdditions(session_pool)
+    playlist, _ = await additions.add(_item(PLAYLIST))
+    uow_factory = PostgresUnitOfWorkFactory(engine)
+    at = T0 + timedelta(minutes=1)
+    async with uow_factory() as uow:
+        [claimed] = await uow.jobs.claim(
+            worker="relay", limit=1, lease=timedelta(seconds=15), now=at
+        )
+        await uow.ledger.link_tracks([ItemTrackLink(playlist.id, 0, CatalogId("100"), None)])
+        await uow.commit()
+
+    await additions.add(_item(PLAYLIST, at=at))  # re-added mid-run
+    assert (await _job(engine, playlist))["status"] == "pending"
+    async with uow_factory() as uow:
+        await uow.jobs.finish([claimed.item_id], worker="relay", now=at + timedelta(seconds=5))
+        await uow.commit()
+
+    assert await _job(engine, playlist) == {
+        "status": "pending",
+        "attempts": 0,
+        "last_error": None,
+        "run_after": at + timedelta(seconds=5),
+        "locked_by": None,
+    }
+    assert await _links(engine, playlist) == 0
+    async with uow_factory() as uow:  # and the next run's finish ends it
+        again = await uow.jobs.claim(
+            worker="relay", limit=1, lease=timedelta(seconds=15), now=at + timedelta(seconds=6)
+        )
+        await uow.jobs.finish([playlist.id], worker="relay", now=at + timedelta(seconds=7))
+        await uow.commit()
+    assert [job.item_id for job in again] == [playlist.id]
+    assert (await _job(engine, playlist))["status"] == "done"

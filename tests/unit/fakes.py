@@ -231,6 +231,7 @@ class FakeJob:
     run_after: datetime = datetime(2026, 1, 1, tzinfo=UTC)
     attempts: int = 0
     created_at: datetime = datetime(2026, 1, 1, tzinfo=UTC)
+    resync_requested: bool = False
 
 
 @dataclass
@@ -396,24 +397,18 @@ class FakeSchedulingJobs:
         now: datetime,
     ) -> list[LibraryItemId]:
         wanted = set(self.store.jobs) if item_ids is None else set(item_ids)
-        resynced = [
-            item_id
+        chosen = {
+            item_id: job
             for item_id, job in self.store.jobs.items()
-            if item_id in wanted
-            and job.status != "pending"
-            and self.store.items[item_id].kind in kinds
-        ]
+            if item_id in wanted and self.store.items[item_id].kind in kinds
+        }
+        resynced = [item_id for item_id, job in chosen.items() if job.status != "pending"]
+        running = [i for i, job in chosen.items() if job.status == "pending" and job.locked_by]
 
         def apply() -> None:
-            for item_id in resynced:
-                job = self.store.jobs[item_id]
-                job.status, job.attempts, job.last_error = "pending", 0, None
-                job.run_after, job.locked_by, job.locked_until = now, None, None
-            gone = set(resynced)
-            self.store.link_writes = [
-                [link for link in write if link.item_id not in gone]
-                for write in self.store.link_writes
-            ]
+            self._put_back(resynced, now)
+            for item_id in running:
+                self.store.jobs[item_id].resync_requested = True
 
         self.staged.append(apply)
         return resynced
@@ -429,7 +424,7 @@ class FakeSchedulingJobs:
         self, item_ids: Sequence[LibraryItemId], *, worker: str, now: datetime
     ) -> None:
         done = list(item_ids)
-        self.staged.append(lambda: self._settle(done, worker, "done", None))
+        self.staged.append(lambda: self._settle(done, worker, "done", None, now=now))
 
     async def give_up(
         self, reasons: Mapping[LibraryItemId, str], *, worker: str, now: datetime
@@ -471,13 +466,36 @@ class FakeSchedulingJobs:
         self.staged.append(apply)
 
     def _settle(
-        self, item_ids: Sequence[LibraryItemId], worker: str, status: str, error: str | None
+        self,
+        item_ids: Sequence[LibraryItemId],
+        worker: str,
+        status: str,
+        error: str | None,
+        *,
+        now: datetime | None = None,
     ) -> None:
+        again = []
         for item_id in item_ids:
             job = self.store.jobs.get(item_id)
             if job is not None and job.locked_by == worker:
                 job.status, job.last_error = status, error
                 job.locked_by, job.locked_until = None, None
+                if status == "done" and job.resync_requested:
+                    again.append(item_id)
+        if again and now is not None:
+            self._put_back(again, now)
+
+    def _put_back(self, item_ids: Sequence[LibraryItemId], now: datetime) -> None:
+        """Pending again as a new job, due `now`, with the item's links gone (a re-sync)."""
+        for item_id in item_ids:
+            job = self.store.jobs[item_id]
+            job.status, job.attempts, job.last_error = "pending", 0, None
+            job.run_after, job.locked_by, job.locked_until = now, None, None
+            job.resync_requested = False
+        gone = set(item_ids)
+        self.store.link_writes = [
+            [link for link in write if link.item_id not in gone] for write in self.store.link_writes
+        ]
 
 
 class FakeIsrcLedger:
