@@ -29,7 +29,13 @@ import httpx
 from adapters.auth.jwt_tokens import JwtAuthenticator, JwtSettings
 from tests.support.loopback_inngest import LoopbackInngest
 from tests.support.loopback_qdrant import LoopbackQdrant
-from tests.support.loopback_tidal import LoopbackAlbum, LoopbackTidal, generated_album
+from tests.support.loopback_tidal import (
+    LoopbackAlbum,
+    LoopbackPlaylist,
+    LoopbackTidal,
+    LoopbackTrack,
+    generated_album,
+)
 from tests.support.scratch_database import (
     asyncpg_dsn,
     create_scratch_database,
@@ -43,6 +49,10 @@ RESULTS_PATH = Path(os.environ.get("FAULT_RESULTS_PATH", REPO / ".data" / "fault
 
 ADD_ALBUM = (
     "mutation Add($id: ID!) { addAlbumToLibrary(albumId: $id) {"
+    " __typename ... on AddToLibrarySuccess { item { id } alreadyInLibrary } } }"
+)
+ADD_PLAYLIST = (
+    "mutation Add($id: ID!) { addPlaylistToLibrary(playlistId: $id) {"
     " __typename ... on AddToLibrarySuccess { item { id } alreadyInLibrary } } }"
 )
 
@@ -250,12 +260,14 @@ _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
 class Catalogue:
-    """Albums with ISRCs unique to each album, added to the loopback TIDAL as they are made."""
+    """Albums with ISRCs unique to each album, and playlists of their tracks, added to the
+    loopback TIDAL as they are made."""
 
     def __init__(self, tidal: LoopbackTidal, *, first: int = 0) -> None:
         self._tidal = tidal
         self._next = first
         self.albums: dict[str, LoopbackAlbum] = {}
+        self.playlists: dict[str, LoopbackPlaylist] = {}
 
     def new_album(self, tracks: int) -> LoopbackAlbum:
         number = self._next
@@ -267,11 +279,30 @@ class Catalogue:
         self.albums[album.id] = self._tidal.add_album(album)
         return album
 
-    def isrcs(self, album_id: str) -> set[str]:
-        album = self.albums.get(album_id)
-        if album is None:
+    def new_playlist(self, items: Sequence[LoopbackTrack]) -> LoopbackPlaylist:
+        """A playlist (a UUID from the same counter) of `items`, which may repeat."""
+        number = self._next
+        self._next += 1
+        playlist = LoopbackPlaylist(
+            id=f"00000000-0000-4000-8000-{number:012d}",
+            name=f"Playlist {number}",
+            items=tuple(items),
+        )
+        self.playlists[playlist.id] = self._tidal.add_playlist(playlist)
+        return playlist
+
+    def extend_playlist(self, playlist_id: str, items: Sequence[LoopbackTrack]) -> None:
+        """The playlist as TIDAL now serves it: `items` added at its end."""
+        before = self.playlists[playlist_id]
+        changed = LoopbackPlaylist(before.id, before.name, (*before.items, *items))
+        self.playlists[playlist_id] = self._tidal.add_playlist(changed)
+
+    def isrcs(self, catalog_id: str) -> set[str]:
+        """The ISRCs an album or playlist holds now (what adding it must have scheduled)."""
+        holder = self.albums.get(catalog_id) or self.playlists.get(catalog_id)
+        if holder is None:
             return set()
-        return {item.isrc for item in album.items if item.isrc and item.kind == "tracks"}
+        return {item.isrc for item in holder.items if item.isrc and item.kind == "tracks"}
 
 
 # -- adds over HTTP -----------------------------------------------------------------------------
@@ -323,15 +354,21 @@ class AddDriver:
         item_id: str | None = None
         error: str | None = None
         try:
+            # An album id is digits, a playlist id a UUID.
+            query, field = (
+                (ADD_PLAYLIST, "addPlaylistToLibrary")
+                if "-" in album_id
+                else (ADD_ALBUM, "addAlbumToLibrary")
+            )
             answer = await self._client.post(
                 f"{service.url}/graphql",
-                json={"query": ADD_ALBUM, "variables": {"id": album_id}},
+                json={"query": query, "variables": {"id": album_id}},
                 headers={"authorization": f"Bearer {self._token(user)}"},
             )
             status = answer.status_code
             try:
                 body = answer.json()
-                item_id = body["data"]["addAlbumToLibrary"]["item"]["id"]
+                item_id = body["data"][field]["item"]["id"]
             except (ValueError, KeyError, TypeError):
                 error = answer.text[:300]
         except httpx.HTTPError as failure:

@@ -41,7 +41,7 @@ from tests.faults.harness import (
 )
 from tests.support.loopback_inngest import InngestMode
 from tests.support.loopback_qdrant import QdrantMode
-from tests.support.loopback_tidal import Fault
+from tests.support.loopback_tidal import Fault, LoopbackTrack
 
 pytestmark = pytest.mark.faults
 
@@ -53,6 +53,7 @@ TIDAL_429_S = seconds_from_env("FAULT_TIDAL_429_SECONDS", 20.0)
 TIDAL_5XX_S = seconds_from_env("FAULT_TIDAL_5XX_SECONDS", 5.0)
 TIDAL_TIMEOUT_S = seconds_from_env("FAULT_TIDAL_TIMEOUT_SECONDS", 10.0)
 POSTGRES_DOWN_S = seconds_from_env("FAULT_POSTGRES_DOWN_SECONDS", 5.0)
+PLAYLIST_FAULT_S = seconds_from_env("FAULT_PLAYLIST_SECONDS", 10.0)
 LEAD_S = 3.0  # adds before the fault starts
 TAIL_S = 3.0  # adds after it ends
 SETTLE_TIMEOUT_S = 240.0
@@ -443,3 +444,70 @@ async def test_two_processes_sharing_a_database_dispatch_each_isrc_once(
         window=(0.0, driver.now()),
         notes=lambda: {"processes": 2, "adds_per_s": rate},
     )
+
+
+async def test_playlists_added_and_re_synced_while_tidal_and_inngest_fail_lose_nothing(
+    loopbacks: Loopbacks,
+    catalogue: Catalogue,
+    fault_database: str,
+    services: Services,
+    driver: AddDriver,
+    workdir: Path,
+) -> None:
+    """Playlists (ADR 0029): tracks shared between playlists, a video and a repeat in each,
+    added by several users while TIDAL answers 503 and Inngest is down; meanwhile half of them
+    gain tracks and are added again (a re-sync, some while their job is still running). Once
+    it is over, every playlist's tracks as TIDAL serves them now are sent, each ISRC once."""
+    service = await start_service(services, loopbacks, fault_database, workdir / "data")
+    await warm_up(driver, service, catalogue)
+    sources = [catalogue.new_album(30) for _ in range(4)]
+    video = LoopbackTrack(id="990000001", title="A video", isrc=None, kind="videos")
+
+    def mix(n: int) -> list[LoopbackTrack]:
+        first, second = sources[n % 4].items, sources[(n + 1) % 4].items
+        return [*first[:20], video, *second[10:25], first[0]]
+
+    playlists = [catalogue.new_playlist(mix(n)) for n in range(10)]
+    adds = [(service, f"listener-{n % 5}", p.id) for n, p in enumerate(playlists)]
+    adds += [(service, f"sharer-{n}", playlists[n].id) for n in range(3)]  # across users
+    rate = 2.0
+
+    async def faults_and_re_syncs() -> tuple[tuple[float, float], list[AddResult]]:
+        await asyncio.sleep(LEAD_S)
+        started = driver.now()
+        await asyncio.to_thread(inngest_mode(InngestMode.DOWN), loopbacks)
+        await asyncio.to_thread(tidal_answers(Fault.server_error(503)), loopbacks)
+        re_adds: list[AddResult] = []
+        for n, playlist in enumerate(playlists[:5]):
+            catalogue.extend_playlist(playlist.id, catalogue.new_album(15).items)
+            re_adds.append(await driver.add(service, f"listener-{n % 5}", playlist.id))
+            await asyncio.sleep(PLAYLIST_FAULT_S / 5)
+        await asyncio.to_thread(tidal_answers(None), loopbacks)
+        await asyncio.to_thread(inngest_mode(InngestMode.ACCEPT), loopbacks)
+        ended = driver.now()
+        await asyncio.sleep(TAIL_S)
+        for n, playlist in enumerate(playlists[:2]):  # once more, after recovery
+            catalogue.extend_playlist(playlist.id, catalogue.new_album(5).items)
+            re_adds.append(await driver.add(service, f"listener-{n % 5}", playlist.id))
+        return (started, ended), re_adds
+
+    streamed_adds, (window, re_adds) = await asyncio.gather(
+        driver.stream(adds, per_second=rate), faults_and_re_syncs()
+    )
+    await settle_and_check(
+        "playlists_re_synced_under_faults",
+        database_url=fault_database,
+        loopbacks=loopbacks,
+        catalogue=catalogue,
+        driver=driver,
+        adds=[*streamed_adds, *re_adds],
+        window=window,
+        notes=lambda: {
+            "playlists": len(playlists),
+            "re_adds": len(re_adds),
+            "fault_s": PLAYLIST_FAULT_S,
+            "tidal_playlist_reads": loopbacks.tidal.counts.by_endpoint["playlist"],
+            "tidal_api_calls": loopbacks.tidal.counts.api,
+        },
+    )
+    assert all(add.ok for add in re_adds)
