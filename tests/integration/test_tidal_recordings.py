@@ -16,6 +16,13 @@ import pytest
 
 from adapters.tidal.client import TidalCatalog
 from adapters.tidal.pace import Unpaced
+from adapters.tidal.parsing import (
+    embedded_items,
+    index_of,
+    parse_json_api,
+    parse_playlist,
+    parse_track,
+)
 from application.ports.catalog import AlbumPage
 from domain.values import CatalogId, Isrc
 
@@ -149,3 +156,32 @@ async def test_the_single_381265361_gives_its_one_track_with_a_string_copyright(
     tracks = [track for page in pages for track in page.tracks]
     assert [(str(t.catalog_id), str(t.isrc)) for t in tracks] == [("381265362", "USUM72409273")]
     assert tracks[0].artist_names and tracks[0].duration_seconds == 252
+
+
+# -- playlists (ADR 0029) ----------------------------------------------------------------------
+# None is recorded yet (docs/reference/tidal-playlists.md §6): a `playlist-*.json` recording of
+# `GET /playlists/{id}?include=items...` dropped into the folder is checked here as it comes.
+
+PLAYLIST_RECORDINGS = sorted(RECORDINGS.glob("playlist-*.json")) if RECORDINGS.is_dir() else []
+
+
+@pytest.mark.skipif(not PLAYLIST_RECORDINGS, reason="no recorded TIDAL playlist responses")
+@pytest.mark.parametrize("path", PLAYLIST_RECORDINGS, ids=lambda path: path.name)
+def test_a_recorded_playlist_parses_into_its_header_items_and_tracks(path: Path) -> None:
+    document = parse_json_api(json.loads(path.read_text("utf-8")))
+    data = document["data"]
+    resource = data[0] if isinstance(data, list) else data
+    index = index_of(document)
+
+    playlist = parse_playlist(resource)
+    embedded = embedded_items(resource)
+
+    assert playlist.catalog_id.value == resource["id"].lower()
+    assert embedded is not None, "recorded without include=items"
+    refs, _ = embedded
+    tracks = [ref for ref in refs if ref.is_track]
+    for ref in tracks:
+        included = index.get("tracks", ref.id)
+        if included is not None:
+            assert parse_track(included, index).catalog_id.value == ref.id
+    assert all(ref.type in {"tracks", "videos"} for ref in refs)
