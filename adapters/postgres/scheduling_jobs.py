@@ -119,11 +119,12 @@ _FINISH = text(
 
 # One statement text executed for many parameter sets (asyncpg's executemany: prepared once,
 # sent in one round trip): each job has its own reason or time.
+# A re-sync noted on the job is moot once it fails: whatever reopens it reads the item afresh.
 _GIVE_UP = text(
     """
     UPDATE scheduling_jobs
     SET status = 'failed', last_error = :reason, locked_by = NULL, locked_until = NULL,
-        updated_at = :now
+        resync_requested = false, updated_at = :now
     WHERE library_item_id = :item_id AND locked_by = :worker
     """
 )

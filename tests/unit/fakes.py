@@ -482,6 +482,7 @@ class FakeSchedulingJobs:
                 job.locked_by, job.locked_until = None, None
                 if status == "done" and job.resync_requested:
                     again.append(item_id)
+                job.resync_requested = False
         if again and now is not None:
             self._put_back(again, now)
 
