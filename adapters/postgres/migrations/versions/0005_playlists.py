@@ -1,5 +1,4 @@
-"""Playlists as a third kind of library item, whose catalogue ids are UUIDs (ADRs 0027, 0029),
-and a job's note that its item asked to be read again while it ran.
+"""Playlists as a third kind of library item, whose catalogue ids are UUIDs (ADRs 0027, 0029).
 
 Revision ID: 0005
 Revises: 0004
@@ -32,15 +31,9 @@ def upgrade() -> None:
     op.execute(
         f"ALTER TABLE library_items ADD CONSTRAINT library_items_catalog_id_check {_ID_PER_KIND}"
     )
-    # A re-sync asked for while the job runs: the run may have read the changed part already,
-    # so finishing it puts it back to pending instead (ADR 0029).
-    op.execute(
-        "ALTER TABLE scheduling_jobs ADD COLUMN resync_requested boolean NOT NULL DEFAULT false"
-    )
 
 
 def downgrade() -> None:
-    op.execute("ALTER TABLE scheduling_jobs DROP COLUMN resync_requested")
     op.execute("DELETE FROM library_items WHERE kind = 'playlist'")
     op.execute("ALTER TABLE library_items DROP CONSTRAINT library_items_catalog_id_check")
     op.execute("ALTER TABLE library_items DROP CONSTRAINT library_items_kind_check")
