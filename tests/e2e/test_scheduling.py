@@ -771,7 +771,7 @@ def run_libingest(args: list[str], database_url: str, data_dir: Path) -> str:
     }
     env |= {"DATABASE_URL": database_url, "LIBINGEST_DATA_DIR": str(data_dir)}
     done = subprocess.run(
-        [*libingest_command(), *args], env=env, capture_output=True, text=True, timeout=60
+        [*libingest_command(), *args], env=env, capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr
     return done.stdout
@@ -793,8 +793,9 @@ async def test_libingest_resync_reads_the_playlists_again_and_sends_only_new_tra
     tidal.add_playlist(playlist_of(album.items[5:12]))  # five gone, two new
 
     printed = await asyncio.to_thread(run_libingest, ["resync"], database_url, tmp_path)
-    await events_reach(inngest, 12)
-    state = await settled(alice, item_id)
+    # Generous: the command is a process of its own, started on a machine others share.
+    await events_reach(inngest, 12, seconds=60)
+    state = await settled(alice, item_id, seconds=60)
 
     assert printed.startswith("1 playlists put back")
     assert (state["tracksTotal"], state["tracksRequested"]) == (7, 7)
