@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3.12 || command -v p
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint bench clean graphiql-assets api-doc
+.PHONY: run test lint bench clean graphiql-assets api-doc browser
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "libingest needs Python 3.11+"'
@@ -51,7 +51,17 @@ $(AUDIT)/node_modules/.package-lock.json: $(AUDIT)/package.json $(AUDIT)/package
 	@if command -v npm >/dev/null; then cd $(AUDIT) && npm ci --no-audit --no-fund; \
 	else echo "npm not found: the graphql-http audit test will be skipped"; fi
 
-test: lint graphiql-assets $(AUDIT)/node_modules/.package-lock.json
+# The status page's browser test drives Debian's chromium through its chromedriver (ADR 0031).
+# Installed when missing and apt-get can (as root); otherwise that test skips, saying why.
+browser:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then :; \
+	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    chromium chromium-driver >/dev/null) \
+	  || echo "chromium could not be installed: the status page's browser test will be skipped"; \
+	else echo "chromium not installed (needs root and apt-get): the browser test will be skipped"; fi
+
+test: lint graphiql-assets browser $(AUDIT)/node_modules/.package-lock.json
 	$(BIN)/pytest
 
 $(VENV)/.installed-bench: pyproject.toml | $(BIN)/python

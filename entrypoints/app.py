@@ -30,6 +30,7 @@ from entrypoints.inngest_endpoint import mount_inngest_endpoint
 from entrypoints.inngest_worker import ingest_track_function
 from entrypoints.metrics_access import metrics_refusal
 from entrypoints.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from entrypoints.status_page import mount_status_page
 from entrypoints.use_cases import LibraryUseCases
 
 log = structlog.get_logger("libingest.app")
@@ -165,6 +166,9 @@ def create_app(container: Container | None = None, *, migrate: bool = True) -> F
             StaticFiles(directory=graphiql.assets_directory(), check_dir=False),
             name="graphiql-assets",
         )
+
+    # The page for people (ADR 0031): the library with live progress, the backlog for operators.
+    mount_status_page(app, settings)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

@@ -7,9 +7,9 @@ lock file) into `assets/` beside this module; without them the page says how to 
 
 from __future__ import annotations
 
-from functools import cache
-from importlib import resources
 from pathlib import Path
+
+from entrypoints import packaged_pages
 
 # Where the page finds its scripts and styles: same origin, under the path the app mounts.
 ASSETS_PATH = "/graphiql/assets"
@@ -25,11 +25,9 @@ ASSET_FILES = (
 
 def assets_directory() -> Path:
     """The folder the assets are served from (it may not exist before the build)."""
-    return Path(str(resources.files(__name__))) / "assets"
+    return packaged_pages.assets_directory(__name__)
 
 
-@cache
 def page() -> str:
     """GraphiQL's HTML page, with the assets' path filled in."""
-    template = resources.files(__name__).joinpath("page.html").read_text(encoding="utf-8")
-    return template.replace("{{ASSETS}}", ASSETS_PATH)
+    return packaged_pages.page(__name__, ASSETS_PATH)
