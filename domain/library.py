@@ -78,6 +78,19 @@ class LibraryItem:
         )
 
 
+class SkipReason(StrEnum):
+    """Why a track of an item is never requested (it counts in `tracks_skipped`)."""
+
+    NO_ISRC = "no_isrc"  # the catalogue gave the track without a usable ISRC
+    NOT_AVAILABLE = "not_available"  # the item lists it, but the catalogue could not give it
+
+
+@dataclass(frozen=True, slots=True)
+class SkippedTrack:
+    track_id: CatalogId
+    reason: SkipReason
+
+
 @dataclass(frozen=True, slots=True)
 class IngestionProgress:
     """Counts of the item's tracks by what became of them, and the state they add up to."""
@@ -89,6 +102,7 @@ class IngestionProgress:
     tracks_skipped: int = 0
     tracks_failed: int = 0
     last_error: str | None = field(default=None)
+    skipped_tracks: tuple[SkippedTrack, ...] = ()  # in the item's order
 
     @property
     def state(self) -> IngestionState:

@@ -165,17 +165,21 @@ class CachingCatalog:
             return
         track_ids: list[str] = []
         skipped_items = 0
+        unavailable: list[str] = []
         await self._refuse_known_unknown("album", album_id)
         pages = self._inner.album_pages(album_id)
         try:
             async for page in self._noting_unknown("album", album_id, pages):
                 track_ids.extend(track.catalog_id.value for track in page.tracks)
                 skipped_items += page.skipped_items
+                unavailable.extend(track_id.value for track_id in page.unavailable)
                 # Stored before it is yielded: a consumer may stop as soon as it sees
                 # `is_last`, and the album must still be marked complete. Nothing here reads
                 # ahead: the inner catalogue does, where the wait is (ADR 0023), so this write
                 # runs while the next page is on its way.
-                await self._store(self._page_writer(page, tuple(track_ids), skipped_items))
+                await self._store(
+                    self._page_writer(page, tuple(track_ids), skipped_items, tuple(unavailable))
+                )
                 yield page
         finally:
             # Leaving early (the consumer stopped, or an error) must release the inner stream
@@ -238,15 +242,26 @@ class CachingCatalog:
             number_of_items=album["number_of_items"],
         )
         tracks = [_to_track(rows[track_id]) for track_id in track_ids]
-        return _pages(header, tracks, skipped_items=album["skipped_items"])
+        return _pages(
+            header,
+            tracks,
+            skipped_items=album["skipped_items"],
+            unavailable=tuple(CatalogId(i) for i in album["unavailable_track_ids"]),
+        )
 
     def _page_writer(
-        self, page: AlbumPage, track_ids_so_far: tuple[str, ...], skipped_so_far: int
+        self,
+        page: AlbumPage,
+        track_ids_so_far: tuple[str, ...],
+        skipped_so_far: int,
+        unavailable_so_far: tuple[str, ...],
     ) -> _Write:
         async def write(connection: AsyncConnection) -> None:
             await self._write_tracks(connection, page.tracks)
             if page.is_last:
-                await self._write_album(connection, page.album, track_ids_so_far, skipped_so_far)
+                await self._write_album(
+                    connection, page.album, track_ids_so_far, skipped_so_far, unavailable_so_far
+                )
 
         return write
 
@@ -256,6 +271,7 @@ class CachingCatalog:
         album: CatalogAlbum,
         track_ids: tuple[str, ...],
         skipped_items: int,
+        unavailable: tuple[str, ...],
     ) -> None:
         values = {
             "album_id": album.catalog_id.value,
@@ -264,6 +280,7 @@ class CachingCatalog:
             "number_of_items": album.number_of_items,
             "track_ids": list(track_ids),
             "skipped_items": skipped_items,
+            "unavailable_track_ids": list(unavailable),
             "complete": True,
             "fetched_at": self._clock.now(),
         }
@@ -386,10 +403,14 @@ async def _track_rows(
 
 
 def _pages(
-    header: CatalogAlbum, tracks: Sequence[CatalogTrack], *, skipped_items: int
+    header: CatalogAlbum,
+    tracks: Sequence[CatalogTrack],
+    *,
+    skipped_items: int,
+    unavailable: tuple[CatalogId, ...],
 ) -> list[AlbumPage]:
-    """The album in pages of CACHED_PAGE_SIZE, at least one. The skipped items are counted on
-    the last page, as their positions are not kept."""
+    """The album in pages of CACHED_PAGE_SIZE, at least one. The skipped items, and the tracks
+    that were not available, are on the last page, as their positions are not kept."""
     chunks = [
         tuple(tracks[start : start + CACHED_PAGE_SIZE])
         for start in range(0, len(tracks), CACHED_PAGE_SIZE)
@@ -401,6 +422,7 @@ def _pages(
             tracks=chunk,
             skipped_items=skipped_items if number == last else 0,
             is_last=number == last,
+            unavailable=unavailable if number == last else (),
         )
         for number, chunk in enumerate(chunks)
     ]

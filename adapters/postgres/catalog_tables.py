@@ -32,6 +32,7 @@ catalog_albums = Table(
     Column("track_ids", ARRAY(Text), nullable=False, server_default="{}"),
     Column("skipped_items", Integer, nullable=False, server_default="0"),
     Column("complete", Boolean, nullable=False, server_default="false"),
+    Column("unavailable_track_ids", ARRAY(Text), nullable=False, server_default="{}"),
     Column("fetched_at", DateTime(timezone=True), nullable=False),
 )
 

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, text
-from sqlalchemy.dialects.postgresql import ARRAY, INTEGER, TEXT, TIMESTAMP, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, BOOLEAN, INTEGER, TEXT, TIMESTAMP, UUID
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from adapters.postgres.tables import isrc_ledger
@@ -158,19 +158,22 @@ _REOPEN_FAILED_TRACKS = text(
 # position.
 _LINK_TRACKS = text(
     """
-    INSERT INTO item_tracks (library_item_id, position, track_id, isrc)
-    SELECT library_item_id, position, track_id, isrc
+    INSERT INTO item_tracks (library_item_id, position, track_id, isrc, unavailable)
+    SELECT library_item_id, position, track_id, isrc, unavailable
     FROM unnest(CAST(:item_ids AS uuid[]), CAST(:positions AS integer[]),
-                CAST(:track_ids AS text[]), CAST(:isrcs AS text[]))
-        AS link(library_item_id, position, track_id, isrc)
+                CAST(:track_ids AS text[]), CAST(:isrcs AS text[]),
+                CAST(:unavailable AS boolean[]))
+        AS link(library_item_id, position, track_id, isrc, unavailable)
     ON CONFLICT (library_item_id, position) DO UPDATE
-        SET track_id = EXCLUDED.track_id, isrc = EXCLUDED.isrc
+        SET track_id = EXCLUDED.track_id, isrc = EXCLUDED.isrc,
+            unavailable = EXCLUDED.unavailable
     """
 ).bindparams(
     bindparam("item_ids", type_=ARRAY(UUID(as_uuid=True))),
     bindparam("positions", type_=ARRAY(INTEGER)),
     bindparam("track_ids", type_=ARRAY(TEXT)),
     bindparam("isrcs", type_=ARRAY(TEXT)),
+    bindparam("unavailable", type_=ARRAY(BOOLEAN)),
 )
 
 
@@ -220,6 +223,7 @@ class PostgresIsrcLedger:
                 "positions": [link.position for link in links],
                 "track_ids": [link.track_id.value for link in links],
                 "isrcs": [link.isrc.value if link.isrc is not None else None for link in links],
+                "unavailable": [not link.available for link in links],
             },
         )
 

@@ -12,8 +12,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from adapters.postgres.library import row_to_item
 from application.ports.progress_changes import ProgressChange
-from domain.library import IngestionProgress, LibraryItem, SchedulingStatus
-from domain.values import LibraryItemId, UserId
+from domain.library import (
+    IngestionProgress,
+    LibraryItem,
+    SchedulingStatus,
+    SkippedTrack,
+    SkipReason,
+)
+from domain.values import CatalogId, LibraryItemId, UserId
 
 # One statement for a whole page of items (the GraphQL DataLoader batches them).
 _PROGRESS = text(
@@ -23,7 +29,12 @@ _PROGRESS = text(
            count(*) FILTER (WHERE ledger.state IN ('requested', 'dispatched')) AS requested,
            count(*) FILTER (WHERE ledger.state = 'indexed') AS indexed,
            count(*) FILTER (WHERE link.position IS NOT NULL AND link.isrc IS NULL) AS skipped,
-           count(*) FILTER (WHERE ledger.state = 'failed') AS failed
+           count(*) FILTER (WHERE ledger.state = 'failed') AS failed,
+           coalesce(array_agg(link.track_id ORDER BY link.position)
+               FILTER (WHERE link.position IS NOT NULL AND link.isrc IS NULL), '{}') AS skipped_ids,
+           coalesce(array_agg(link.unavailable ORDER BY link.position)
+               FILTER (WHERE link.position IS NOT NULL AND link.isrc IS NULL), '{}')
+               AS skipped_unavailable
     FROM scheduling_jobs AS job
     LEFT JOIN item_tracks AS link ON link.library_item_id = job.library_item_id
     LEFT JOIN isrc_ledger AS ledger ON ledger.isrc = link.isrc
@@ -86,7 +97,15 @@ class PostgresProgressReader:
         if not item_ids:
             return progress
         rows = await self._connection.execute(_PROGRESS, {"item_ids": list(item_ids)})
-        for item_id, status, last_error, total, requested, indexed, skipped, failed in rows:
+        for row in rows:
+            (item_id, status, last_error, total, requested, indexed, skipped, failed) = row[:8]
+            skipped_tracks = tuple(
+                SkippedTrack(
+                    CatalogId(track_id),
+                    SkipReason.NOT_AVAILABLE if unavailable else SkipReason.NO_ISRC,
+                )
+                for track_id, unavailable in zip(row[8], row[9], strict=True)
+            )
             progress[LibraryItemId(item_id)] = IngestionProgress(
                 scheduling=SchedulingStatus(status),
                 tracks_total=total,
@@ -95,6 +114,7 @@ class PostgresProgressReader:
                 tracks_skipped=skipped,
                 tracks_failed=failed,
                 last_error=last_error,
+                skipped_tracks=skipped_tracks,
             )
         waiting = [
             item_id

@@ -86,6 +86,7 @@ item_tracks = Table(
     Column("position", Integer, primary_key=True),
     Column("track_id", Text, nullable=False),
     Column("isrc", Text),
+    Column("unavailable", Boolean, nullable=False, server_default="false"),
 )
 
 # The channel the add's transaction notifies, so that relays wake at once.

@@ -95,7 +95,7 @@ class _PagedKind(Generic[_Header, _Page]):
     resource_type: str
     include: str  # on the resource; the items endpoint takes _ITEMS_INCLUDE
     header: Callable[[JsonObject, ResourceIndex], _Header]
-    page: Callable[[_Header, tuple[CatalogTrack, ...], int, bool], _Page]
+    page: Callable[[_Header, tuple[CatalogTrack, ...], int, bool, tuple[CatalogId, ...]], _Page]
     # Album items say where each track sits on the album; a playlist's items do not.
     positions_on_album: bool
 
@@ -106,7 +106,9 @@ _ALBUMS: _PagedKind[CatalogAlbum, AlbumPage] = _PagedKind(
     resource_type=ALBUM_TYPE,
     include=_ALBUM_INCLUDE,
     header=parse_album,
-    page=lambda album, tracks, skipped, last: AlbumPage(album, tracks, skipped, last),
+    page=lambda album, tracks, skipped, last, unavailable: AlbumPage(
+        album, tracks, skipped, last, unavailable
+    ),
     positions_on_album=True,
 )
 _PLAYLISTS: _PagedKind[CatalogPlaylist, PlaylistPage] = _PagedKind(
@@ -115,7 +117,9 @@ _PLAYLISTS: _PagedKind[CatalogPlaylist, PlaylistPage] = _PagedKind(
     resource_type=PLAYLIST_TYPE,
     include=_ITEMS_INCLUDE,
     header=lambda resource, _: parse_playlist(resource),
-    page=lambda playlist, tracks, skipped, last: PlaylistPage(playlist, tracks, skipped, last),
+    page=lambda playlist, tracks, skipped, last, unavailable: PlaylistPage(
+        playlist, tracks, skipped, last, unavailable
+    ),
     positions_on_album=False,
 )
 
@@ -287,8 +291,8 @@ class TidalCatalog:
         permit: asyncio.Task[None] | None = None
         try:
             while True:
-                tracks, skipped = await self._page_tracks(kind, refs, index, item_id)
-                yield kind.page(header, tracks, skipped, link is None)
+                tracks, skipped, unavailable = await self._page_tracks(kind, refs, index, item_id)
+                yield kind.page(header, tracks, skipped, link is None, unavailable)
                 if link is None:
                     return
                 if link in followed or len(followed) >= _MAX_PAGES:
@@ -331,9 +335,9 @@ class TidalCatalog:
         refs: Sequence[ItemRef],
         index: ResourceIndex,
         item_id: CatalogId,
-    ) -> tuple[tuple[CatalogTrack, ...], int]:
-        """The page's tracks in item order, and how many items were skipped: videos (and any
-        other non-track type), plus tracks TIDAL could not give even by id."""
+    ) -> tuple[tuple[CatalogTrack, ...], int, tuple[CatalogId, ...]]:
+        """The page's tracks in item order, how many items were skipped (videos and any other
+        non-track type, plus tracks TIDAL could not give even by id), and those tracks' ids."""
         names = {f"{kind.name}_id": str(item_id)}
         track_refs = [ref for ref in refs if ref.is_track]
         skipped = len(refs) - len(track_refs)
@@ -344,19 +348,21 @@ class TidalCatalog:
             logger.info(f"tidal.{kind.name}_tracks_not_included", **names, count=len(absent))
             index.add(await self._lookup_resources(absent))
         tracks = []
+        unavailable: list[CatalogId] = []
         with _malformed_is_unavailable():
             for ref in track_refs:
                 resource = index.get(TRACK_TYPE, ref.id)
                 if resource is None:
                     logger.warning(f"tidal.{kind.name}_track_unresolved", **names, track_id=ref.id)
                     skipped += 1
+                    unavailable.append(CatalogId(ref.id))
                     continue
                 if kind.positions_on_album:
                     track = parse_track(resource, index, album_id=item_id, position=ref)
                 else:
                     track = parse_track(resource, index)
                 tracks.append(track)
-        return tuple(tracks), skipped
+        return tuple(tracks), skipped, tuple(unavailable)
 
     # -- batch lookups ------------------------------------------------------------------------
 

@@ -63,6 +63,8 @@ class AlbumPage:
     tracks: tuple[CatalogTrack, ...]
     skipped_items: int = 0
     is_last: bool = False
+    # Tracks the page lists that the catalogue could not give (counted in `skipped_items`).
+    unavailable: tuple[CatalogId, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +85,8 @@ class PlaylistPage:
     tracks: tuple[CatalogTrack, ...]
     skipped_items: int = 0
     is_last: bool = False
+    # Tracks the page lists that the catalogue could not give (counted in `skipped_items`).
+    unavailable: tuple[CatalogId, ...] = ()
 
 
 class Catalog(Protocol):

@@ -138,6 +138,7 @@ class ItemTrackLink:
     position: int  # in album order, from 0
     track_id: CatalogId
     isrc: Isrc | None
+    available: bool = True  # False: listed by the item, but the catalogue could not give it
 
 
 @dataclass(frozen=True, slots=True)

@@ -84,19 +84,25 @@ class _Batch:
     descriptions: list[ItemDescription] = field(default_factory=list)
     give_ups: dict[LibraryItemId, str] = field(default_factory=dict)  # item -> reason
     finishing: list[LibraryItemId] = field(default_factory=list)  # resolved in full
+    # Tracks an item lists that the catalogue could not give: linked, never requested.
+    unavailable: list[ItemTrackLink] = field(default_factory=list)
 
     def take(self, other: _Batch) -> None:
         self.entries += other.entries
         self.descriptions += other.descriptions
         self.give_ups |= other.give_ups
         self.finishing += other.finishing
+        self.unavailable += other.unavailable
 
     def is_empty(self) -> bool:
-        return not (self.entries or self.descriptions or self.give_ups or self.finishing)
+        return not (
+            self.entries or self.descriptions or self.give_ups or self.finishing or self.unavailable
+        )
 
     def item_ids(self) -> list[LibraryItemId]:
         ids = [entry.item.id for entry in self.entries]
         ids += [description.item_id for description in self.descriptions]
+        ids += [link.item_id for link in self.unavailable]
         return list(dict.fromkeys([*ids, *self.give_ups, *self.finishing]))
 
     def without(self, lost: set[LibraryItemId]) -> _Batch:
@@ -105,13 +111,14 @@ class _Batch:
             descriptions=[d for d in self.descriptions if d.item_id not in lost],
             give_ups={i: reason for i, reason in self.give_ups.items() if i not in lost},
             finishing=[i for i in self.finishing if i not in lost],
+            unavailable=[link for link in self.unavailable if link.item_id not in lost],
         )
 
     def links(self) -> list[ItemTrackLink]:
         return [
             ItemTrackLink(entry.item.id, entry.position, entry.track.catalog_id, entry.track.isrc)
             for entry in self.entries
-        ]
+        ] + self.unavailable
 
     def requests(self, seen: set[Isrc]) -> dict[Isrc, IngestionRequest]:
         """One request per ISRC no earlier track had (those of earlier writes are in `seen`,
@@ -269,7 +276,7 @@ class ScheduleIngestion:
         try:
             async for page in pages:
                 await self._take(run, _item_page(item, page, position))
-                position += len(page.tracks)
+                position += len(page.tracks) + len(page.unavailable)
                 if item.id in run.outcomes:  # ended by a write (done, or its lease lost)
                     return
             _finished_with_its_stream(run, item.id)
@@ -398,6 +405,12 @@ def _item_page(item: LibraryItem, page: AlbumPage | PlaylistPage, position: int)
     resolved = _Batch(
         entries=[_Entry(item, position + n, track) for n, track in enumerate(page.tracks)]
     )
+    # After the page's tracks: their own positions are not known, only that they were listed.
+    after = position + len(page.tracks)
+    resolved.unavailable = [
+        ItemTrackLink(item.id, after + n, track_id, None, available=False)
+        for n, track_id in enumerate(page.unavailable)
+    ]
     if position == 0:
         if isinstance(page, AlbumPage):
             title, artists = page.album.title, page.album.artist_names

@@ -68,6 +68,24 @@ class IngestionState(Enum):
     )
 
 
+@strawberry.enum(description="Why a track of an item is never requested for the index.")
+class SkipReason(Enum):
+    NO_ISRC = strawberry.enum_value(
+        "no_isrc", description="The catalogue gives the track without an ISRC."
+    )
+    NOT_AVAILABLE = strawberry.enum_value(
+        "not_available",
+        description="The item lists the track, but the catalogue could not give it (for "
+        "example, not available in this country).",
+    )
+
+
+@strawberry.type(description="A track of an item that is never requested, and why.")
+class SkippedTrack:
+    track_id: strawberry.ID = strawberry.field(description="The TIDAL id of the track.")
+    reason: SkipReason = strawberry.field(description="Why it is skipped.")
+
+
 @strawberry.type(
     description="An item's ingestion: its state and its tracks counted by what became of them."
 )
@@ -82,7 +100,12 @@ class IngestionProgress:
     )
     tracks_indexed: int = strawberry.field(description="Tracks in the search index.")
     tracks_skipped: int = strawberry.field(
-        description="Tracks without an ISRC, which cannot be indexed and are never requested."
+        description="Tracks never requested: without an ISRC, or not available (skippedTracks "
+        "names them)."
+    )
+    skipped_tracks: list[SkippedTrack] = strawberry.field(
+        description="The skipped tracks, in the item's order, each with why: what makes an "
+        "item PARTIAL besides tracksFailed."
     )
     tracks_failed: int = strawberry.field(description="Tracks whose ingestion failed.")
     last_error: str | None = strawberry.field(
@@ -100,6 +123,13 @@ class IngestionProgress:
             tracks_skipped=progress.tracks_skipped,
             tracks_failed=progress.tracks_failed,
             last_error=progress.last_error,
+            skipped_tracks=[
+                SkippedTrack(
+                    track_id=strawberry.ID(skipped.track_id.value),
+                    reason=SkipReason(skipped.reason.value),
+                )
+                for skipped in progress.skipped_tracks
+            ],
         )
 
 

@@ -386,6 +386,22 @@ async def test_an_unknown_track_or_album_is_not_found(
 # -- items, videos, batches -------------------------------------------------------------------
 
 
+async def test_tracks_tidal_cannot_give_even_by_id_are_named_on_their_page_as_unavailable(
+    tidal: LoopbackTidal, catalog: TidalCatalog
+) -> None:
+    album = tidal.add_album(generated_album("8300000", 25, videos_at=[1]))
+    tidal.switches.unavailable_tracks = {album.items[3].id, album.items[22].id}
+
+    pages = await all_pages(catalog, "8300000")
+
+    assert [[str(t) for t in page.unavailable] for page in pages] == [
+        [album.items[3].id],
+        [album.items[22].id],
+    ]
+    assert [page.skipped_items for page in pages] == [2, 1]  # with the video
+    assert sum(len(page.tracks) for page in pages) == 22
+
+
 async def test_tracks_missing_from_included_are_fetched_by_id_and_matched_by_id(
     tidal: LoopbackTidal, catalog: TidalCatalog
 ) -> None:

@@ -146,6 +146,8 @@ class Switches(FaultSwitches):
     page_size: int = 20
     batch_limit: int = 20  # /tracks?filter[id] with more ids than this answers 400
     omit_from_included: set[str] = field(default_factory=set)  # track ids left out of album pages
+    # Track ids an album lists that TIDAL gives no resource for, in its pages or by id.
+    unavailable_tracks: set[str] = field(default_factory=set)
     token_expires_in: int = 14_400
     ratelimit_headers: dict[str, str] = field(default_factory=dict)
 
@@ -325,7 +327,11 @@ class LoopbackTidal(LoopbackServer):
 
     def _track(self, request: LoopbackRequest, track_id: str) -> LoopbackResponse:
         entry = self._tracks.get(track_id)
-        if entry is None or entry[0].kind != "tracks":
+        if (
+            entry is None
+            or entry[0].kind != "tracks"
+            or track_id in self.switches.unavailable_tracks
+        ):
             return _not_found("Track", track_id)
         track, album_id = entry
         includes = _includes(request)
@@ -349,7 +355,9 @@ class LoopbackTidal(LoopbackServer):
         found = [
             self._tracks[track_id]
             for track_id in dict.fromkeys(ids)
-            if track_id in self._tracks and self._tracks[track_id][0].kind == "tracks"
+            if track_id in self._tracks
+            and self._tracks[track_id][0].kind == "tracks"
+            and track_id not in self.switches.unavailable_tracks
         ]
         found.reverse()  # TIDAL sorts by its own key, not by the filter's order
         document: dict[str, Any] = {
@@ -520,7 +528,8 @@ class LoopbackTidal(LoopbackServer):
     def _included_items(
         self, page: Sequence[LoopbackTrack], includes: set[str], country: str
     ) -> list[Any]:
-        shown = [item for item in page if item.id not in self.switches.omit_from_included]
+        left_out = self.switches.omit_from_included | self.switches.unavailable_tracks
+        shown = [item for item in page if item.id not in left_out]
         included: list[Any] = [
             _track_resource(item, self._tracks.get(item.id, (item, None))[1], country)
             for item in shown

@@ -35,8 +35,10 @@ type LibraryItem {
 enum IngestionState { PENDING SCHEDULED PARTIAL INDEXED FAILED }
 type IngestionProgress {
   state: IngestionState!  tracksTotal: Int!  tracksRequested: Int!  tracksIndexed: Int!
-  tracksSkipped: Int!  tracksFailed: Int!  lastError: String
+  tracksSkipped: Int!  tracksFailed: Int!  lastError: String  skippedTracks: [SkippedTrack!]!
 }
+enum SkipReason { NO_ISRC NOT_AVAILABLE }
+type SkippedTrack { trackId: ID!  reason: SkipReason! }
 type TrackHit {
   isrc: String!  trackId: ID!  title: String!  artistNames: [String!]!  score: Float!
 }
