@@ -72,6 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "api-doc", help="print the GraphQL API's reference (docs/api.md) from the schema"
     )
+    status = commands.add_parser(
+        "status", help="jobs, backlog, TIDAL pace and recent failures at a glance"
+    )
+    status.add_argument(
+        "--failures", type=int, default=10, help="how many recent failures to list (10)"
+    )
     return parser
 
 
@@ -93,6 +99,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _token(args.user_id)
         if args.command == "api-doc":
             return _api_doc()
+        if args.command == "status":
+            return asyncio.run(_status(failures=args.failures))
         if args.command == "relay":
             return asyncio.run(_relay())
         if args.command == "reschedule":
@@ -161,19 +169,24 @@ async def _relay() -> int:
 
 
 async def _reschedule(*, include_unindexed: bool) -> int:
+    from rich.console import Console
+
+    from adapters.postgres.backlog import read_backlog
     from application.use_cases.reschedule import RescheduleCommand
+    from domain.ingestion import RESCHEDULE_FAILED, RESCHEDULE_UNINDEXED
     from entrypoints.container import Container, resolved
+    from entrypoints.operator_views import reschedule_progress
 
     container = Container()
     try:
-        await container.engine.init()  # type: ignore[misc]
+        engine = await container.engine.init()  # type: ignore[misc]
         reschedule = await resolved(container.reschedule())
-
-        def show(total: int) -> None:
-            print(f"\rrescheduled {total} requests", end="", file=sys.stderr, flush=True)
-
-        done = await reschedule(RescheduleCommand(include_unindexed=include_unindexed), show)
-        print(file=sys.stderr)
+        # What waits to be put back now: the ledger rows in the states the command moves.
+        moved = RESCHEDULE_UNINDEXED if include_unindexed else RESCHEDULE_FAILED
+        ledger = (await read_backlog(engine)).ledger_by_state
+        total = sum(ledger.get(state, 0) for state in moved.sources)
+        with reschedule_progress(Console(stderr=True), total) as show:
+            done = await reschedule(RescheduleCommand(include_unindexed=include_unindexed), show)
         print(
             f"{done.requests} requests put back to 'requested' and {done.jobs} failed items"
             " to be scheduled again; a running relay does both"
@@ -197,6 +210,23 @@ async def _resync(item_ids: tuple[str, ...]) -> int:
             print(f"{outcome.still_pending} still being scheduled, left as they are")
     finally:
         await container.shutdown_resources()  # type: ignore[misc]
+    return EXIT_OK
+
+
+async def _status(*, failures: int) -> int:
+    from rich.console import Console
+
+    from adapters.postgres.backlog import read_backlog
+    from entrypoints.container import Container
+    from entrypoints.operator_views import show_status
+
+    container = Container()
+    try:
+        engine = await container.engine.init()  # type: ignore[misc]
+        backlog = await read_backlog(engine, failures=max(failures, 0))
+    finally:
+        await container.shutdown_resources()  # type: ignore[misc]
+    show_status(Console(), backlog)
     return EXIT_OK
 
 

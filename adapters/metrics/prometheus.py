@@ -11,6 +11,9 @@ from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
+from domain.ingestion import LedgerState
+from domain.library import SchedulingStatus
+
 SCHEDULING_LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 1800)
 # A GraphQL operation: an add is about a millisecond, a page of the library a few.
 OPERATION_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
@@ -19,9 +22,6 @@ STEP_BUCKETS = (0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30)
 PACE_WAIT_BUCKETS = (0.001, 0.01, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60)
 # An admission that waited less than this took a free slot: it is not counted as a wait.
 PACE_WAIT_THRESHOLD_SECONDS = 0.005
-
-JOB_STATUSES = ("pending", "done", "failed")
-LEDGER_STATES = ("requested", "dispatched", "indexed", "failed")
 
 
 class PrometheusMetrics:
@@ -100,7 +100,7 @@ class PrometheusMetrics:
         self.dispatch_failures.inc()
 
     def set_ledger_rows(self, counts: dict[str, int]) -> None:
-        for state in LEDGER_STATES:
+        for state in LedgerState:
             self.ledger_rows.labels(state=state).set(counts.get(state, 0))
 
     # GraphQL operations -------------------------------------------------------------------
@@ -226,7 +226,7 @@ class PrometheusMetrics:
         ledger_by_state: Mapping[str, int],
         pace_tokens: float | None,
     ) -> None:
-        for status in JOB_STATUSES:
+        for status in SchedulingStatus:
             self.jobs_by_status.labels(status).set(jobs_by_status.get(status, 0))
         for age, count in pending_by_age.items():
             self.pending_jobs_by_age.labels(age).set(count)

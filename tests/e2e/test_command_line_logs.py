@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import pty
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -14,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.scratch_database import create_scratch_database, drop_scratch_database
+from tests.support.terminal import run_at_a_terminal
 
 LIBINGEST = str(Path(sys.executable).parent / "libingest")
 
@@ -53,30 +53,9 @@ def test_piped_output_logs_json_lines_without_alembic_preamble(
 
 
 def test_a_terminal_gets_readable_coloured_lines(empty_database: str, tmp_path: Path) -> None:
-    controller, terminal = pty.openpty()
-    try:
-        migrate = subprocess.run(
-            [LIBINGEST, "migrate"],
-            env=_environment(empty_database, tmp_path),
-            stdout=terminal,
-            stderr=terminal,
-            timeout=120,
-        )
-        os.close(terminal)
-        written = b""
-        while True:
-            try:
-                chunk = os.read(controller, 65536)
-            except OSError:  # the terminal's other end is closed: everything was read
-                break
-            if not chunk:
-                break
-            written += chunk
-    finally:
-        os.close(controller)
-    text = written.decode()
+    code, text = run_at_a_terminal([LIBINGEST, "migrate"], _environment(empty_database, tmp_path))
 
-    assert migrate.returncode == 0
+    assert code == 0
     upgrade_lines = [line for line in text.splitlines() if "Running upgrade" in line]
     assert upgrade_lines
     assert not upgrade_lines[0].lstrip().startswith("{")  # not JSON
