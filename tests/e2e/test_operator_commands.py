@@ -17,7 +17,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tests.support.terminal import run_at_a_terminal
 
 LIBINGEST = str(Path(sys.executable).parent / "libingest")
-NOW = datetime.now(UTC)
 
 
 def _run(database_url: str, tmp_path: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
@@ -31,7 +30,7 @@ async def _item_with_job(
     engine: AsyncEngine, catalog_id: str, *, status: str, age: timedelta, error: str | None = None
 ) -> None:
     item_id = uuid.uuid4()
-    added = NOW - age
+    added = datetime.now(UTC) - age
     async with engine.begin() as connection:
         await connection.execute(
             text(
