@@ -13,8 +13,8 @@ class InvalidIsrc(DomainError):
 
 
 class InvalidCatalogId(DomainError):
-    def __init__(self, raw: str) -> None:
-        super().__init__(f"not a TIDAL catalogue id (1 to 20 digits): {raw[:64]!r}")
+    def __init__(self, raw: str, expected: str = "1 to 20 digits") -> None:
+        super().__init__(f"not a TIDAL catalogue id ({expected}): {raw[:64]!r}")
         self.raw = raw
 
 

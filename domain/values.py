@@ -66,6 +66,13 @@ class CatalogIdForm(StrEnum):
     DIGITS = "digits"  # tracks and albums: 1 to 20 ASCII digits
     UUID = "uuid"  # playlists: a UUID in canonical lower-case form
 
+    @property
+    def described(self) -> str:
+        """The form in words, for the caller who sent something else."""
+        if self is CatalogIdForm.DIGITS:
+            return "1 to 20 digits"
+        return "a UUID such as 550e8400-e29b-41d4-a716-446655440000"
+
     def matches(self, value: str) -> bool:
         pattern = _CATALOG_ID if self is CatalogIdForm.DIGITS else _CATALOG_UUID
         return pattern.fullmatch(value) is not None
@@ -88,13 +95,14 @@ class CatalogId:
         """A user's (or a document's) id in `form`: surrounding blanks stripped, a UUID's
         upper case accepted and stored lower; raises InvalidCatalogId with the raw input."""
         if not isinstance(raw, str) or len(raw) > 64:
-            raise InvalidCatalogId(str(raw))
+            raise InvalidCatalogId(str(raw), form.described)
         stripped = raw.strip()
         if form is CatalogIdForm.UUID:
             # ASCII only: str.lower() maps some non-ASCII letters to ASCII ones.
             stripped = stripped.lower() if stripped.isascii() else stripped
         if not form.matches(stripped):
-            raise InvalidCatalogId(raw)  # the caller's input, not our rewrite of it
+            # The caller's input, not our rewrite of it, and the form this kind takes.
+            raise InvalidCatalogId(raw, form.described)
         return cls(stripped)
 
     def __str__(self) -> str:

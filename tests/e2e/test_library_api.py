@@ -159,7 +159,7 @@ async def test_a_playlist_id_that_is_not_a_uuid_answers_invalid_catalog_id_and_w
     answer = result["data"]["addPlaylistToLibrary"]
     assert answer["__typename"] == "InvalidCatalogId"
     assert answer["catalogId"] == bad_id
-    assert "catalogue id" in answer["message"]
+    assert answer["message"].startswith("not a TIDAL catalogue id (a UUID such as ")
     assert await _rows(engine, "library_items") == 0
     assert await _rows(engine, "scheduling_jobs") == 0
 

@@ -62,8 +62,23 @@ async def test_the_readme_item_query_answers_the_album_it_added(
     }
 
 
-def test_the_walkthrough_has_an_add_an_item_query_and_a_search() -> None:
+def test_the_walkthrough_has_an_add_an_item_query_a_search_and_a_playlist_add() -> None:
     documents = _walkthrough_documents()
 
-    assert len(documents) == 3
+    assert len(documents) == 4
     assert "... on UserError" in _add_document()
+    assert all("... on UserError" in doc for doc in documents if "mutation" in doc)
+
+
+async def test_the_readme_playlist_add_answers_the_item_and_a_malformed_id_its_error(
+    as_user: Callable[[str], GraphQLClient],
+) -> None:
+    [document] = [doc for doc in _walkthrough_documents() if "addPlaylistToLibrary" in doc]
+    reader = as_user("reader")
+
+    added: Any = await reader(document)
+    refused: Any = await reader(document.replace("5a3b1e00-", "not-a-uuid-"))
+
+    assert added["data"]["addPlaylistToLibrary"]["alreadyInLibrary"] is False
+    assert added["data"]["addPlaylistToLibrary"]["item"]["id"]
+    assert "a UUID such as" in refused["data"]["addPlaylistToLibrary"]["message"]
