@@ -36,6 +36,7 @@ from application.errors import LibraryItemNotFound
 from application.ports.catalog import (
     AlbumPage,
     CatalogAlbum,
+    CatalogPlaylist,
     CatalogTrack,
 )
 from application.ports.metrics import NoMetrics
@@ -43,6 +44,10 @@ from application.ports.unit_of_work import UnitOfWorkFactory
 from application.use_cases.add_album_to_library import (
     AddAlbumToLibrary,
     AddAlbumToLibraryCommand,
+)
+from application.use_cases.add_playlist_to_library import (
+    AddPlaylistToLibrary,
+    AddPlaylistToLibraryCommand,
 )
 from application.use_cases.add_track_to_library import (
     AddTrackToLibrary,
@@ -84,23 +89,35 @@ _TRACKS: dict[str, tuple[int | None, str]] = {
     for album_id, tracks in _ALBUMS.items()
     for track_id, number in tracks
 }
+# One playlist (ADR 0029) that changes: each change flips it between these two versions, the
+# second adding two tracks to the first. Both repeat an ISRC and hold a track without one.
+_PLAYLIST = "5a3b1e00-0000-4000-8000-00000000f001"
+_PLAYLIST_VERSIONS = (
+    ["1001", "2002", "2004", "1005", "3004", "1001"],
+    ["1001", "2002", "2004", "1005", "3004", "1001", "3002", "3005"],
+)
 _PAGE_SIZE = 2
 USERS = ("ana", "ben", "cho")
 ALL_ISRCS = sorted({n for tracks in _ALBUMS.values() for _, n in tracks if n is not None})
 
 
-def isrcs_of(kind: LibraryItemKind, catalog_id: str) -> set[Isrc]:
-    """What the model expects the item's tracks to be (empty for what the catalogue lacks)."""
+def isrcs_of(kind: LibraryItemKind, catalog_id: str, changes: int = 0) -> set[Isrc]:
+    """What the model expects the item's tracks to be (empty for what the catalogue lacks); a
+    playlist's as they were after `changes` changes."""
     if kind is LibraryItemKind.ALBUM:
         numbers = [n for _, n in _ALBUMS.get(catalog_id, [])]
+    elif kind is LibraryItemKind.PLAYLIST:
+        numbers = [_TRACKS[t][0] for t in _PLAYLIST_VERSIONS[changes % 2]]
     else:
         numbers = [_TRACKS[catalog_id][0]] if catalog_id in _TRACKS else []
     return {_isrc(n) for n in numbers if n is not None}
 
 
-def tracks_of(kind: LibraryItemKind, catalog_id: str) -> int:
+def tracks_of(kind: LibraryItemKind, catalog_id: str, changes: int = 0) -> int:
     if kind is LibraryItemKind.ALBUM:
         return len(_ALBUMS.get(catalog_id, []))
+    if kind is LibraryItemKind.PLAYLIST:
+        return len(_PLAYLIST_VERSIONS[changes % 2])
     return 1 if catalog_id in _TRACKS else 0
 
 
@@ -115,6 +132,13 @@ def _track(track_id: str) -> CatalogTrack:
     )
 
 
+def playlist_version(changes: int) -> tuple[CatalogPlaylist, list[CatalogTrack]]:
+    return (
+        CatalogPlaylist(CatalogId(_PLAYLIST), f"Playlist after {changes} changes"),
+        [_track(track_id) for track_id in _PLAYLIST_VERSIONS[changes % 2]],
+    )
+
+
 def fake_catalog() -> FakeCatalog:
     albums = [
         (
@@ -123,7 +147,7 @@ def fake_catalog() -> FakeCatalog:
         )
         for album_id, tracks in _ALBUMS.items()
     ]
-    return FakeCatalog(albums, page_size=_PAGE_SIZE)
+    return FakeCatalog(albums, page_size=_PAGE_SIZE, playlists=[playlist_version(0)])
 
 
 # -- the database ---------------------------------------------------------------------------------
@@ -173,6 +197,12 @@ class SchedulingMachine(RuleBasedStateMachine):
         additions = PostgresLibraryAdditions(self.pool)
         self.add_album = AddAlbumToLibrary(additions, self.clock)
         self.add_track = AddTrackToLibrary(additions, self.clock)
+        self.add_playlist = AddPlaylistToLibrary(additions, self.clock)
+        # The playlist's changes so far; for each playlist item, the changes it was last added
+        # after (a re-add asks for at least that version) and the version its last run read.
+        self.playlist_changes = 0
+        self.asked: dict[LibraryItemId, int] = {}
+        self.synced: dict[LibraryItemId, int] = {}
         self.remove = RemoveFromLibrary(uow_factory)
         self.dispatch = DispatchPending(uow_factory, self.queue, self.clock, NoMetrics())
         self.schedule = ScheduleIngestion(
@@ -246,6 +276,23 @@ class SchedulingMachine(RuleBasedStateMachine):
         self._note_add(
             added.item.id, added.already_in_library, user, LibraryItemKind.TRACK, track_id
         )
+
+    @rule(user=st.sampled_from(USERS))
+    def add_the_playlist(self, user: str) -> None:
+        added = self.run(self.add_playlist(AddPlaylistToLibraryCommand(user, _PLAYLIST)))
+        self._note_add(
+            added.item.id, added.already_in_library, user, LibraryItemKind.PLAYLIST, _PLAYLIST
+        )
+        self.asked[added.item.id] = self.playlist_changes
+
+    @rule()
+    def the_playlist_changes(self) -> None:
+        self.playlist_changes += 1
+        self.catalog.playlists[CatalogId(_PLAYLIST)] = playlist_version(self.playlist_changes)
+
+    def _changes_read(self, item_id: LibraryItemId) -> int:
+        """The version of the playlist the item's last finished run read."""
+        return self.synced.get(item_id, 0)
 
     def _note_add(
         self,
@@ -340,8 +387,11 @@ class SchedulingMachine(RuleBasedStateMachine):
             )
             assert set(outcomes) == {job.item_id for job in batch}
             assert JobOutcome.LOST_LEASE not in outcomes.values()
+            for item_id, outcome in outcomes.items():
+                if outcome is JobOutcome.DONE and self._kind(item_id) is LibraryItemKind.PLAYLIST:
+                    self.synced[item_id] = self.playlist_changes  # what this run read
         assert {self._kind(job.item_id) for job in tracks} <= {LibraryItemKind.TRACK}
-        assert {self._kind(job.item_id) for job in jobs if batched} <= {LibraryItemKind.ALBUM}
+        assert {self._kind(job.item_id) for job in jobs if batched} <= PAGED_KINDS
         report = await self.dispatch()
         ledger_after = await self._ledger()
 
@@ -383,6 +433,9 @@ class SchedulingMachine(RuleBasedStateMachine):
         for item_id, item in self.model.items():
             known = tracks_of(item.kind, item.catalog_id) > 0
             assert jobs[item_id] == ("done" if known else "failed"), (item, jobs[item_id])
+            if item.kind is LibraryItemKind.PLAYLIST:
+                # A re-add is never lost: the last run read at least the version re-added.
+                assert self._changes_read(item_id) >= self.asked[item_id], item
 
     # -- invariants ---------------------------------------------------------------------------
 
@@ -411,7 +464,8 @@ class SchedulingMachine(RuleBasedStateMachine):
                 assert tracks_of(item.kind, item.catalog_id) == 0, item
             if status != "done":
                 continue
-            missing = isrcs_of(item.kind, item.catalog_id) - sent - indexed - pending
+            read = self._changes_read(item_id)
+            missing = isrcs_of(item.kind, item.catalog_id, read) - sent - indexed - pending
             assert not missing, (item, missing)
 
     @invariant()
@@ -423,7 +477,8 @@ class SchedulingMachine(RuleBasedStateMachine):
                 counts = progress[item_id]
                 if counts.scheduling.value != "done":
                     continue
-                assert counts.tracks_total == tracks_of(item.kind, item.catalog_id)
+                read = self._changes_read(item_id)
+                assert counts.tracks_total == tracks_of(item.kind, item.catalog_id, read)
                 assert (
                     counts.tracks_requested + counts.tracks_indexed + counts.tracks_skipped
                     == counts.tracks_total
@@ -451,3 +506,25 @@ def test_the_fakes_speak_the_ports() -> None:
     assert [len(page.tracks) for page in got] == [2, 2, 2]
     assert [page.is_last for page in got] == [False, False, True]
     assert uuid.UUID(_isrc(1).point_id)
+
+
+@pytest.mark.parametrize("batched", [False, True])
+def test_a_changed_playlist_added_again_is_read_again_in_the_machine(batched: bool) -> None:
+    """One run of the machine the random ones may take long to find: the playlist added,
+    scheduled, changed, added again, and caught up; then every invariant."""
+    machine = SchedulingMachine()
+    try:
+        machine.add_the_playlist("ana")
+        machine.the_relay_catches_up(batched)
+        machine.the_playlist_changes()
+        machine.add_the_playlist("ana")
+        machine.the_relay_catches_up(batched)
+
+        [item_id] = machine.model
+        assert machine.synced[item_id] == 1
+        machine.every_add_is_committed_and_every_removal_too()
+        machine.no_isrc_is_sent_twice()
+        machine.every_track_of_a_scheduled_item_is_sent_indexed_or_pending()
+        machine.progress_counts_every_track_of_a_scheduled_item()
+    finally:
+        machine.teardown()
