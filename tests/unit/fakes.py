@@ -31,6 +31,7 @@ from application.ports.catalog import (
     PlaylistPage,
 )
 from application.ports.ingestion_queue import QueueUnavailable
+from application.ports.progress_changes import PendingChanges, ProgressChange
 from application.ports.scheduling import (
     ClaimedJob,
     DispatchBatch,
@@ -110,6 +111,9 @@ class FakeStore:
     def __init__(self) -> None:
         self.items: dict[LibraryItemId, LibraryItem] = {}
         self.jobs: dict[LibraryItemId, datetime] = {}
+        # The read model, set by tests: each item's progress and the ISRCs of its tracks.
+        self.progress: dict[LibraryItemId, IngestionProgress] = {}
+        self.isrcs: dict[LibraryItemId, frozenset[Isrc]] = {}
         self.commits = 0
         self.up = True
 
@@ -180,10 +184,54 @@ class FakeLibraryAdditions:
 
 
 class FakeProgress:
+    def __init__(self, store: FakeStore) -> None:
+        self.store = store
+
     async def for_items(
         self, item_ids: Sequence[LibraryItemId]
     ) -> dict[LibraryItemId, IngestionProgress]:
-        return {item_id: IngestionProgress() for item_id in item_ids}
+        return {
+            item_id: self.store.progress.get(item_id, IngestionProgress()) for item_id in item_ids
+        }
+
+    async def touched_items(
+        self,
+        change: ProgressChange,
+        *,
+        owners: Collection[UserId],
+        item_ids: Collection[LibraryItemId],
+    ) -> list[LibraryItem]:
+        self.store.reach()
+        return [
+            item
+            for item in self.store.items.values()
+            if (item.user_id in owners or item.id in item_ids)
+            and (
+                change.everything
+                or item.id in change.item_ids
+                or self.store.isrcs.get(item.id, frozenset()) & change.isrcs
+            )
+        ]
+
+
+class FakeProgressChanges:
+    """ProgressChanges that tests announce by hand; merged until taken, like the real feed."""
+
+    def __init__(self) -> None:
+        self._pending = PendingChanges()
+        self._arrived = asyncio.Event()
+
+    def announce(self, change: ProgressChange) -> None:
+        self._pending.add(change)
+        self._arrived.set()
+
+    async def next(self) -> ProgressChange:
+        while True:
+            await self._arrived.wait()
+            self._arrived.clear()
+            change = self._pending.take()
+            if not change.is_empty:
+                return change
 
 
 class FakeUnitOfWork:
@@ -197,7 +245,7 @@ class FakeUnitOfWork:
         self._items = dict(self.store.items)
         self._jobs = dict(self.store.jobs)
         self.library = FakeLibrary(self._items)
-        self.progress = FakeProgress()
+        self.progress = FakeProgress(self.store)
         return self
 
     async def __aexit__(
