@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from bench import adds, fairness, scheduling, search_quality, suite, sustained
+from bench import adds, data_volume, fairness, scheduling, search_quality, suite, sustained
 from bench.rig import QUICK, Config, Rig, open_rig
 
 
@@ -66,6 +66,10 @@ SECTIONS = {
     "search": Section(
         "search quality per query kind: hashing vs model vs hybrid, in process",
         search_quality.run_alone,
+    ),
+    "volume": Section(
+        "requests and relay statements at 10^4..10^6 rows (writes docs/benchmarks-volume.md)",
+        on_the_rig(data_volume.run_alone),
     ),
 }
 

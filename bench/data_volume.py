@@ -1,0 +1,685 @@
+"""Section `volume`: what each request and each relay statement costs as the database grows
+(issue 15). Not part of `make bench`: the 10^6 level loads about 8 million rows, which takes
+minutes on its own. `make bench-volume` (`python -m bench --only volume`) runs it and writes
+docs/benchmarks-volume.md; `--quick` stops at 10^4 items and prints the report instead.
+
+One service (`libingest serve`, RELAY_ENABLED=false, the default quotas) on a scratch database.
+The probe user (1,000 items, bench/volume_data.py) is loaded into two databases, each with its
+own service: the twin keeps the probe alone (the fresh database); into the other, background users are loaded with COPY up to 10^4, 10^5 and 10^6 library items, and the same
+measurements are taken at each level: the requests over HTTP (sequential, one keep-alive
+connection), and every statement those requests and the relay run, as EXPLAIN (ANALYZE, BUFFERS)
+with the parameters the product sent, each plan checked for a sequential scan of a big table.
+Nothing here runs ANALYZE: the plans are the ones the server makes with what its own autovacuum
+(or, with it off, nothing) left in the statistics."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
+from sqlalchemy.pool import NullPool
+
+from adapters.postgres.database import async_url
+from adapters.postgres.ledger import PostgresIsrcLedger
+from adapters.postgres.library import PostgresLibraryRepository
+from adapters.postgres.library_additions import _ADD
+from adapters.postgres.progress import PostgresProgressReader
+from adapters.postgres.scheduling_jobs import PostgresSchedulingJobs
+from application.ports.unit_of_work import LibraryPosition
+from application.use_cases.cursors import encode_cursor
+from bench import harness, volume_data
+from bench.rig import Rig, token
+from domain.ingestion import IngestionRequest
+from domain.values import CatalogId, Isrc, LibraryItemId, UserId
+
+DOC = harness.ROOT / "docs" / "benchmarks-volume.md"
+LEVELS = (10_000, 100_000, 1_000_000)
+QUICK_LEVELS = (10_000,)
+BIG_TABLES = frozenset(
+    {
+        "library_items",
+        "scheduling_jobs",
+        "isrc_ledger",
+        "item_tracks",
+        "catalog_albums",
+        "catalog_tracks",
+    }
+)
+# The request path's goal (issue 15): no figure past this multiple of its fresh value.
+GOAL_RATIO = 1.5
+
+_PROGRESS = "ingestion { state tracksTotal tracksRequested tracksIndexed tracksSkipped tracksFailed }"
+ADD = "mutation($id: ID!) { addTrackToLibrary(trackId: $id) { __typename ... on AddToLibrarySuccess { alreadyInLibrary item { id } } } }"  # noqa: E501
+PAGE = (
+    "query($after: String) { library(first: 50, after: $after) { totalCount"
+    " pageInfo { hasNextPage endCursor } edges { cursor node { id kind catalogId title"
+    f" artistNames addedAt {_PROGRESS} }} }} }} }}"
+)
+ITEM = f"query($id: ID!) {{ libraryItem(id: $id) {{ id title {_PROGRESS} }} }}"
+
+
+@dataclass
+class Timing:
+    median_ms: float
+    p99_ms: float
+    samples: int
+
+
+@dataclass
+class Explained:
+    statement: str
+    plan: str
+    runs_ms: list[float]  # planning + execution, per run
+    seq_scans: list[str]
+
+    @property
+    def median_ms(self) -> float:
+        return statistics.median(self.runs_ms)
+
+
+@dataclass
+class Level:
+    label: str
+    library_items: int
+    rows: dict[str, int]
+    load_seconds: float
+    requests: dict[str, Timing]
+    twin_requests: dict[str, Timing]  # the probe alone, measured in the same seconds
+    queries: dict[str, list[Explained]]
+    twin_queries: dict[str, list[Explained]]
+    statistics: dict[str, str]
+    sizes_mib: dict[str, float]
+
+
+@dataclass
+class VolumeReport:
+    started_at: datetime
+    finished_at: datetime
+    machine: dict[str, Any]
+    load_after: tuple[float, float, float]
+    database: str
+    levels: list[Level] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------- requests over HTTP
+
+
+def _graphql(client: httpx.Client, query: str, variables: dict[str, Any]) -> dict[str, Any]:
+    response = client.post("/graphql", json={"query": query, "variables": variables})
+    payload: dict[str, Any] = response.json()
+    if response.status_code != 200 or payload.get("errors"):
+        raise RuntimeError(f"unexpected answer: {response.status_code} {response.text[:500]}")
+    return payload
+
+
+def _timed(samples: list[float], call: Callable[[], object]) -> None:
+    started = time.perf_counter()
+    call()
+    samples.append((time.perf_counter() - started) * 1000)
+
+
+def _timing(samples: list[float]) -> Timing:
+    ordered = sorted(samples)
+    return Timing(
+        statistics.median(ordered),
+        ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))],
+        len(ordered),
+    )
+
+
+REQUESTS = (
+    "add (new track)",
+    "add (re-add)",
+    "library(first: 50), first page",
+    "library(first: 50), after 950 items",
+    "libraryItem with progress (a track)",
+    "libraryItem with progress (500-track album)",
+)
+
+
+def measure_requests(
+    urls: tuple[str, str], probe: volume_data.Probe, *, level: int, per_request: int
+) -> tuple[dict[str, Timing], dict[str, Timing]]:
+    """Each request `per_request` times after a warm-up, against the twin (probe alone) and the
+    loaded service in turn, request by request: the two medians are taken in the same seconds,
+    so their ratio does not move with the machine's load."""
+    deep_cursor = encode_cursor(
+        LibraryPosition(
+            probe.deep_cursor_position[0], LibraryItemId(probe.deep_cursor_position[1])
+        )
+    )
+
+    def client(url: str, user: str) -> httpx.Client:
+        return httpx.Client(base_url=url, headers={"authorization": f"Bearer {token(user)}"})
+
+    probers = [client(url, volume_data.PROBE_USER) for url in urls]
+    # A user of their own per level: the add's pending cap counts the user's due jobs.
+    adders = [client(url, f"adder-{level}") for url in urls]
+    first_id = 7_000_000_000 + level * 10
+    samples: list[dict[str, list[float]]] = [{name: [] for name in REQUESTS} for _ in urls]
+
+    def both(name: str, call: Callable[[httpx.Client, httpx.Client], object]) -> None:
+        for side in (0, 1):
+            _timed(samples[side][name], lambda: call(probers[side], adders[side]))
+
+    try:
+        for n in range(10):  # warm-up: connections, prepared statements
+            for prober, adder in zip(probers, adders, strict=True):
+                _graphql(adder, ADD, {"id": str(first_id - 100 + n)})
+                _graphql(prober, PAGE, {"after": None})
+                _graphql(prober, ITEM, {"id": str(probe.album_id)})
+        rounds = 3
+        per_round = max(1, per_request // rounds)
+        next_id = first_id
+        for _ in range(rounds):
+            added = [str(next_id + k) for k in range(per_round)]
+            next_id += per_round
+            for name in ("add (new track)", "add (re-add)"):
+                for catalog_id in added:
+                    both(name, lambda _, a, i=catalog_id: _graphql(a, ADD, {"id": i}))
+            for _ in range(per_round):
+                both(
+                    "library(first: 50), first page",
+                    lambda p, _: _graphql(p, PAGE, {"after": None}),
+                )
+                both(
+                    "library(first: 50), after 950 items",
+                    lambda p, _: _graphql(p, PAGE, {"after": deep_cursor}),
+                )
+                both(
+                    "libraryItem with progress (a track)",
+                    lambda p, _: _graphql(p, ITEM, {"id": str(probe.track_item_id)}),
+                )
+                both(
+                    "libraryItem with progress (500-track album)",
+                    lambda p, _: _graphql(p, ITEM, {"id": str(probe.album_id)}),
+                )
+    finally:
+        for c in (*probers, *adders):
+            c.close()
+    twin, loaded = ({name: _timing(v) for name, v in side.items()} for side in samples)
+    return twin, loaded
+
+
+# ---------------------------------------------------------------- statements and their plans
+
+_SEQ_SCAN = re.compile(r"Seq Scan on (\w+)")
+_TIME = re.compile(r"(Planning|Execution) Time: ([0-9.]+) ms")
+
+
+class StatementCapture:
+    """The statements (and their parameters) the product's adapters send through an engine."""
+
+    def __init__(self) -> None:
+        self.statements: list[tuple[str, Any]] = []
+
+    def __call__(
+        self, conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
+    ) -> None:
+        if not many:
+            self.statements.append((statement, parameters))
+
+
+Scenario = Callable[[AsyncConnection], Awaitable[object]]
+
+
+def scenarios(probe: volume_data.Probe, page_ids: list[uuid.UUID]) -> dict[str, Scenario]:
+    """What the request path and the relay run, through the product's own adapters."""
+    owner = UserId(volume_data.PROBE_USER)
+    deep = LibraryPosition(
+        probe.deep_cursor_position[0], LibraryItemId(probe.deep_cursor_position[1])
+    )
+    worker = "bench-volume"
+    lease = timedelta(seconds=15)
+    isrcs = [Isrc(value) for value in probe.album_isrcs]
+    requests = [
+        IngestionRequest(
+            isrc=Isrc(volume_data.isrc("NEW", n)),
+            track_id=CatalogId(str(6_000_000_000 + n)),
+            album_id=None,
+            library_item_id=LibraryItemId(probe.album_id),
+        )
+        for n in range(50)
+    ]
+
+    async def relay(connection: AsyncConnection) -> None:
+        now = datetime.now(UTC)
+        jobs = PostgresSchedulingJobs(connection)
+        claimed = await jobs.claim(worker=worker, limit=50, lease=lease, now=now)
+        await jobs.finish([job.item_id for job in claimed], worker=worker, now=now)
+        ledger = PostgresIsrcLedger(connection)
+        await ledger.settled(isrcs, now=now)
+        await ledger.record_requests(requests, now=now)
+        batch = await ledger.claim_dispatchable(limit=1000, now=now)
+        await ledger.mark_dispatched([r.isrc for r in batch.requests], now=now)
+
+    return {
+        "library page, first (page + totalCount)": lambda c: PostgresLibraryRepository(c).page(
+            owner, kind=None, after=None, limit=50
+        ),
+        "library page, after 950 items (page + totalCount)": lambda c: (
+            PostgresLibraryRepository(c).page(owner, kind=None, after=deep, limit=50)
+        ),
+        "progress of a page's 50 items": lambda c: PostgresProgressReader(c).for_items(
+            [LibraryItemId(i) for i in page_ids]
+        ),
+        "libraryItem (owner + id)": lambda c: PostgresLibraryRepository(c).get(
+            owner, LibraryItemId(probe.track_item_id)
+        ),
+        "progress, one track": lambda c: PostgresProgressReader(c).for_items(
+            [LibraryItemId(probe.track_item_id)]
+        ),
+        "progress, 500-track album": lambda c: PostgresProgressReader(c).for_items(
+            [LibraryItemId(probe.album_id)]
+        ),
+        "relay": relay,
+    }
+
+
+# What each scenario's statements are, in the order it sends them.
+STATEMENT_LABELS = {
+    "library page, first (page + totalCount)": ("library page, first", "library totalCount"),
+    "library page, after 950 items (page + totalCount)": (
+        "library page, after 950 items",
+        "library totalCount (again)",
+    ),
+    "relay": (
+        "relay: claim 50 jobs",
+        "relay: finish them",
+        "relay: ledger settled? (500 ISRCs)",
+        "relay: record 50 requests",
+        "relay: claim dispatchable (1,000)",
+        "relay: mark them dispatched",
+    ),
+}
+
+
+def _explained(plan_rows: list[str], statement: str) -> tuple[str, float, list[str]]:
+    plan = "\n".join(plan_rows)
+    elapsed = sum(float(ms) for _, ms in _TIME.findall(plan))
+    scans = sorted({t for t in _SEQ_SCAN.findall(plan) if t in BIG_TABLES})
+    return plan, elapsed, scans
+
+
+async def explain_all(
+    database_url: str, probe: volume_data.Probe, *, level: int, runs: int = 5
+) -> dict[str, list[Explained]]:
+    engine = create_async_engine(async_url(database_url), poolclass=NullPool)
+    capture = StatementCapture()
+    event.listen(engine.sync_engine, "before_cursor_execute", capture)
+    results: dict[str, list[Explained]] = {}
+    try:
+        async with engine.connect() as connection:
+            page = await PostgresLibraryRepository(connection).page(
+                UserId(volume_data.PROBE_USER), kind=None, after=None, limit=50
+            )
+            await connection.rollback()
+            page_ids = [item.id for item in page.items]
+            for name, scenario in scenarios(probe, page_ids).items():
+                capture.statements.clear()
+                transaction = await connection.begin()
+                await scenario(connection)
+                await transaction.rollback()
+                captured = list(capture.statements)
+                event.remove(engine.sync_engine, "before_cursor_execute", capture)
+                try:
+                    explained = [Explained(s, "", [], []) for s, _ in captured]
+                    for _ in range(runs):
+                        transaction = await connection.begin()
+                        for entry, (statement, parameters) in zip(explained, captured, strict=True):
+                            rows = await connection.exec_driver_sql(
+                                "EXPLAIN (ANALYZE, BUFFERS) " + statement, parameters
+                            )
+                            plan, elapsed, scans = _explained([r[0] for r in rows], statement)
+                            entry.plan, entry.seq_scans = plan, scans
+                            entry.runs_ms.append(elapsed)
+                        await transaction.rollback()
+                finally:
+                    event.listen(engine.sync_engine, "before_cursor_execute", capture)
+                labels = STATEMENT_LABELS.get(name, (name,))
+                if len(labels) != len(explained):
+                    raise RuntimeError(f"{name}: {len(explained)} statements, {labels}")
+                results.update((label, [entry]) for label, entry in zip(labels, explained))
+    finally:
+        await engine.dispose()
+    results.update(await _explain_add(database_url, probe, level=level, runs=runs))
+    return results
+
+
+async def _explain_add(
+    database_url: str, probe: volume_data.Probe, *, level: int, runs: int
+) -> dict[str, list[Explained]]:
+    """The add's one statement on plain asyncpg, as the product sends it (ADR 0016)."""
+    connection = await asyncpg.connect(harness.dsn(database_url))
+    results: dict[str, list[Explained]] = {}
+    try:
+        for name, user, catalog_id in (
+            ("add, new item (one statement)", f"adder-{level}", str(6_500_000_000 + level)),
+            ("add, re-add (one statement)", volume_data.PROBE_USER, "9000000002"),
+        ):
+            entry = Explained(_ADD, "", [], [])
+            for _ in range(runs):
+                transaction = connection.transaction()
+                await transaction.start()
+                rows = await connection.fetch(
+                    "EXPLAIN (ANALYZE, BUFFERS) " + _ADD,
+                    uuid.uuid4(),
+                    user,
+                    "track",
+                    catalog_id,
+                    datetime.now(UTC),
+                    None,
+                    [],
+                    1000,
+                )
+                await transaction.rollback()
+                entry.plan, elapsed, entry.seq_scans = _explained([r[0] for r in rows], _ADD)
+                entry.runs_ms.append(elapsed)
+            results[name] = [entry]
+    finally:
+        await connection.close()
+    return results
+
+
+async def _statistics(database_url: str) -> tuple[dict[str, str], dict[str, float]]:
+    """Per big table: when the planner's statistics were last gathered, and its size."""
+    connection = await asyncpg.connect(harness.dsn(database_url))
+    try:
+        rows = await connection.fetch(
+            "SELECT relname, last_analyze, last_autoanalyze, n_mod_since_analyze,"
+            " pg_total_relation_size(relid) AS size"
+            " FROM pg_stat_user_tables WHERE relname = ANY($1::text[])",
+            sorted(BIG_TABLES),
+        )
+    finally:
+        await connection.close()
+    analyzed = {}
+    for row in rows:
+        when = row["last_autoanalyze"] or row["last_analyze"]
+        analyzed[row["relname"]] = (
+            "never analyzed"
+            if when is None
+            else f"auto-analyzed {when:%H:%M:%S}, {row['n_mod_since_analyze']} rows changed since"
+        )
+    sizes = {row["relname"]: row["size"] / 2**20 for row in rows}
+    return analyzed, sizes
+
+
+# ---------------------------------------------------------------- loading
+
+
+async def _load(database_url: str, batches: Any) -> dict[str, int]:
+    connection = await asyncpg.connect(harness.dsn(database_url))
+    counts: dict[str, int] = {}
+    try:
+        for rows in batches:
+            await volume_data.copy(connection, rows)
+            for table, records in vars(rows).items():
+                counts[table] = counts.get(table, 0) + len(records)
+            print(f"  loaded {counts.get('items', 0):,} items", file=sys.stderr)
+    finally:
+        await connection.close()
+    return counts
+
+
+def _add_counts(total: dict[str, int], more: dict[str, int]) -> dict[str, int]:
+    return {table: total.get(table, 0) + more.get(table, 0) for table in {*total, *more}}
+
+
+def run(rig: Rig) -> VolumeReport:
+    config = rig.config
+    levels = QUICK_LEVELS if config.quick else LEVELS
+    per_request = 30 if config.quick else 150
+    started_at = datetime.now(UTC)
+    report = VolumeReport(
+        started_at=started_at,
+        finished_at=started_at,
+        machine=harness.machine(),
+        load_after=(0.0, 0.0, 0.0),
+        database=f"{rig.database_where}, PostgreSQL {harness.server_version(rig.database_url)}",
+    )
+    env = {
+        **rig.common,
+        "RELAY_ENABLED": "false",
+        # The default cap (ADR 0022), so the add runs the statement users get.
+        "ADD_MAX_PENDING_PER_USER": "1000",
+    }
+    now = volume_data.at_now()
+    probe, probe_rows = volume_data.probe(now)
+    with (
+        harness.scratch_database() as (twin_url, _),
+        harness.service({**env, "DATABASE_URL": twin_url}, rig.data_dir / "twin") as twin,
+        harness.service(env, rig.data_dir / "volume") as service,
+    ):
+        asyncio.run(_load(twin_url, [probe_rows]))
+        counts = asyncio.run(_load(rig.database_url, [probe_rows]))
+        loaded, done = 0.0, 0
+        for label, target in (("probe alone", 0), *((f"{n:,}", n) for n in levels)):
+            if target:
+                print(f"loading up to {target:,} background items ...", file=sys.stderr)
+                started = time.perf_counter()
+                batches = volume_data.background(
+                    done, target, total=levels[-1], now=now, chunk=50_000
+                )
+                counts = _add_counts(counts, asyncio.run(_load(rig.database_url, batches)))
+                loaded = time.perf_counter() - started
+                done = target
+            print(f"measuring at {label} ...", file=sys.stderr)
+            twin_requests, requests = measure_requests(
+                (twin.url, service.url), probe, level=target, per_request=per_request
+            )
+            twin_queries = asyncio.run(explain_all(twin_url, probe, level=target))
+            queries = asyncio.run(explain_all(rig.database_url, probe, level=target))
+            analyzed, sizes = asyncio.run(_statistics(rig.database_url))
+            report.levels.append(
+                Level(
+                    label=label,
+                    library_items=counts.get("items", 0),
+                    rows=dict(counts),
+                    load_seconds=loaded,
+                    requests=requests,
+                    twin_requests=twin_requests,
+                    queries=queries,
+                    twin_queries=twin_queries,
+                    statistics=analyzed,
+                    sizes_mib=sizes,
+                )
+            )
+    report.finished_at = datetime.now(UTC)
+    report.load_after = harness.machine()["load"]
+    return report
+
+
+# ---------------------------------------------------------------- the report
+
+
+def goals(report: VolumeReport) -> list[tuple[str, str, str]]:
+    top = report.levels[-1]
+    rows = []
+    for name, timing in top.requests.items():
+        fresh = top.twin_requests[name]
+        ratio = timing.median_ms / fresh.median_ms
+        rows.append(
+            (
+                f"{name}: median at {top.label} items <= {GOAL_RATIO}x fresh",
+                f"{timing.median_ms:.2f} ms vs {fresh.median_ms:.2f} ms = {ratio:.2f}x",
+                "met" if ratio <= GOAL_RATIO else "**not met**",
+            )
+        )
+    scans = [
+        f"{name}: {', '.join(e.seq_scans)}"
+        for name, explained in top.queries.items()
+        for e in explained
+        if e.seq_scans
+    ]
+    rows.append(
+        (
+            f"no sequential scan of a big table in any plan at {top.label} items",
+            "; ".join(scans) or "none",
+            "met" if not scans else "**not met**",
+        )
+    )
+    return rows
+
+
+def render(report: VolumeReport) -> str:
+    machine = report.machine
+    fresh = report.levels[0]
+    load_before = ", ".join(f"{x:.2f}" for x in machine["load"])
+    load_after = ", ".join(f"{x:.2f}" for x in report.load_after)
+    minutes = (report.finished_at - report.started_at).total_seconds() / 60
+    lines = [
+        "# Benchmarks: cost as the data grows",
+        "",
+        "Written by `make bench-volume` (`.venv/bin/python -m bench --only volume`, bench/"
+        "data_volume.py); not part of `make bench`, as loading the largest level alone takes"
+        " minutes. Regenerate rather than edit; the notes below the marker are kept.",
+        "",
+        f"- **Date**: {report.started_at:%Y-%m-%d %H:%M} UTC ({minutes:.1f} min)",
+        f"- **Machine**: {machine['nproc']} CPUs ({machine['cpu']}), "
+        f"{machine['memory_gib']} GiB memory, Python {machine['python']}; shared with other"
+        " engineers' tests",
+        f"- **Load average** (1, 5, 15 min) before: {load_before}; after: {load_after}",
+        f"- **Database**: {report.database}; a fresh database, dropped after. No ANALYZE is run"
+        " by the bench: see the statistics table.",
+        "- **Service**: `libingest serve` in a process of its own, `RELAY_ENABLED=false`, the"
+        " default pending cap (1,000), the per-user rate opened.",
+        "- **Data** (bench/volume_data.py, loaded with COPY into the indexed tables): per"
+        " 100,000 library items, one user with 10,000 and the rest in users of 9 (at 10^6:"
+        " 100,000 users); one item in ten an album of 10 linked tracks; a scheduling job per"
+        " item (0.1% still due); two ISRC ledger rows per item (mostly indexed); a cached album"
+        " of 10 tracks per five items. The probe user, measured, has 1,000 items (the oldest an"
+        " album of 500 tracks) at every level.",
+        "",
+        "## Goals (issue 15, part 1)",
+        "",
+        "| goal | measured | verdict |",
+        "|---|---|---|",
+    ]
+    lines += [f"| {g} | {m} | {v} |" for g, m, v in goals(report)]
+    lines += [
+        "",
+        "## Rows at each level",
+        "",
+        "| level | library items | jobs | item links | ledger rows | cached albums |"
+        " cached tracks | load time |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for level in report.levels:
+        r = level.rows
+        lines.append(
+            f"| {level.label} | {r.get('items', 0):,} | {r.get('jobs', 0):,} |"
+            f" {r.get('links', 0):,} | {r.get('ledger', 0):,} | {r.get('albums', 0):,} |"
+            f" {r.get('tracks', 0):,} | {level.load_seconds:.0f} s |"
+        )
+    lines += [
+        "",
+        "## Requests over HTTP",
+        "",
+        "Sequential, one keep-alive connection from the bench process (httpx; its own cost is"
+        " in every figure). Each request goes in turn to the loaded service and to a twin: a"
+        " second service on a second database that holds the probe user alone (the fresh"
+        " database), so both medians come from the same seconds of a shared machine. Cells:"
+        " loaded median / p99 in ms (the twin's median), and the ratio of the medians. Pages"
+        " carry each item's ingestion progress (the DataLoader's one statement for the page).",
+        "",
+        "| request | " + " | ".join(level.label for level in report.levels) + " |",
+        "|---|" + "---:|" * len(report.levels),
+    ]
+    for name in REQUESTS:
+        cells = []
+        for level in report.levels:
+            timing, twin = level.requests[name], level.twin_requests[name]
+            cells.append(
+                f"{timing.median_ms:.2f} / {timing.p99_ms:.2f} ({twin.median_ms:.2f})"
+                f" **{timing.median_ms / twin.median_ms:.2f}x**"
+            )
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "## Statements on the server",
+        "",
+        "Each statement as the product sends it (captured from its adapters, with their"
+        " parameters), EXPLAIN (ANALYZE, BUFFERS) five times in a transaction rolled back;"
+        " planning + execution time, median, in ms, on the loaded database (and on the twin)."
+        " A sequential scan of a big table is flagged **seq scan**.",
+        "",
+        "| statement | " + " | ".join(level.label for level in report.levels) + " |",
+        "|---|" + "---:|" * len(report.levels),
+    ]
+    for name, explained in fresh.queries.items():
+        for index, _ in enumerate(explained):
+            cells = []
+            for level in report.levels:
+                entry = level.queries[name][index]
+                twin_entry = level.twin_queries[name][index]
+                flag = f" **seq scan: {', '.join(entry.seq_scans)}**" if entry.seq_scans else ""
+                cells.append(f"{entry.median_ms:.3f} ({twin_entry.median_ms:.3f}){flag}")
+            label = name if len(explained) == 1 else f"{name} [{index + 1}]"
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "## Planner statistics and sizes",
+        "",
+        "| table | " + " | ".join(level.label for level in report.levels) + " |",
+        "|---|" + "---|" * len(report.levels),
+    ]
+    for table in sorted(BIG_TABLES):
+        cells = [
+            f"{level.sizes_mib.get(table, 0):.0f} MiB, {level.statistics.get(table, '-')}"
+            for level in report.levels
+        ]
+        lines.append(f"| {table} | " + " | ".join(cells) + " |")
+    top = report.levels[-1]
+    lines += ["", f"## Plans at {top.label} items", ""]
+    for name, explained in top.queries.items():
+        for index, entry in enumerate(explained):
+            label = name if len(explained) == 1 else f"{name} [{index + 1}]"
+            statement = " ".join(entry.statement.split())
+            lines += [
+                f"### {label}",
+                "",
+                "```sql",
+                statement if len(statement) < 400 else statement[:400] + " ...",
+                "```",
+                "",
+                "```",
+                entry.plan,
+                "```",
+                "",
+            ]
+    return "\n".join(lines) + "\n"
+
+
+NOTES_MARKER = "<!-- notes: kept across runs -->"
+
+
+def write(report: VolumeReport, path: Path = DOC) -> None:
+    notes = NOTES_MARKER + "\n"
+    if path.exists() and NOTES_MARKER in (previous := path.read_text()):
+        notes = previous[previous.index(NOTES_MARKER) :]
+    path.write_text(render(report) + "\n" + notes)
+
+
+def run_alone(rig: Rig) -> None:
+    report = run(rig)
+    if rig.config.quick:
+        print(render(report))
+    else:
+        write(report)
+        print(f"wrote {DOC}", file=sys.stderr)
+        print("\n".join(f"{g}: {m} ({v})" for g, m, v in goals(report)))
+
