@@ -3,10 +3,11 @@
 minutes on its own. `make bench-volume` (`python -m bench --only volume`) runs it and writes
 docs/benchmarks-volume.md; `--quick` stops at 10^4 items and prints the report instead.
 
-One service (`libingest serve`, RELAY_ENABLED=false, the default quotas) on a scratch database.
+Services are `libingest serve` with RELAY_ENABLED=false and the default quotas.
 The probe user (1,000 items, bench/volume_data.py) is loaded into two databases, each with its
-own service: the twin keeps the probe alone (the fresh database); into the other, background users are loaded with COPY up to 10^4, 10^5 and 10^6 library items, and the same
-measurements are taken at each level: the requests over HTTP (sequential, one keep-alive
+own service: the twin keeps the probe alone (the fresh database); into the other, background
+users are loaded with COPY up to 10^4, 10^5 and 10^6 library items, and the same measurements
+are taken at each level, on both: the requests over HTTP (sequential, one keep-alive
 connection), and every statement those requests and the relay run, as EXPLAIN (ANALYZE, BUFFERS)
 with the parameters the product sent, each plan checked for a sequential scan of a big table.
 Nothing here runs ANALYZE: the plans are the ones the server makes with what its own autovacuum
@@ -61,8 +62,13 @@ BIG_TABLES = frozenset(
 # The request path's goal (issue 15): no figure past this multiple of its fresh value.
 GOAL_RATIO = 1.5
 
-_PROGRESS = "ingestion { state tracksTotal tracksRequested tracksIndexed tracksSkipped tracksFailed }"
-ADD = "mutation($id: ID!) { addTrackToLibrary(trackId: $id) { __typename ... on AddToLibrarySuccess { alreadyInLibrary item { id } } } }"  # noqa: E501
+_PROGRESS = (
+    "ingestion { state tracksTotal tracksRequested tracksIndexed tracksSkipped tracksFailed }"
+)
+ADD = (
+    "mutation($id: ID!) { addTrackToLibrary(trackId: $id) { __typename"
+    " ... on AddToLibrarySuccess { alreadyInLibrary item { id } } } }"
+)
 PAGE = (
     "query($after: String) { library(first: 50, after: $after) { totalCount"
     " pageInfo { hasNextPage endCursor } edges { cursor node { id kind catalogId title"
@@ -157,9 +163,7 @@ def measure_requests(
     loaded service in turn, request by request: the two medians are taken in the same seconds,
     so their ratio does not move with the machine's load."""
     deep_cursor = encode_cursor(
-        LibraryPosition(
-            probe.deep_cursor_position[0], LibraryItemId(probe.deep_cursor_position[1])
-        )
+        LibraryPosition(probe.deep_cursor_position[0], LibraryItemId(probe.deep_cursor_position[1]))
     )
 
     def client(url: str, user: str) -> httpx.Client:
@@ -172,8 +176,8 @@ def measure_requests(
     samples: list[dict[str, list[float]]] = [{name: [] for name in REQUESTS} for _ in urls]
 
     def both(name: str, call: Callable[[httpx.Client, httpx.Client], object]) -> None:
-        for side in (0, 1):
-            _timed(samples[side][name], lambda: call(probers[side], adders[side]))
+        for prober, adder, side in zip(probers, adders, samples, strict=True):
+            _timed(side[name], lambda p=prober, a=adder: call(p, a))
 
     try:
         for n in range(10):  # warm-up: connections, prepared statements
@@ -270,9 +274,9 @@ def scenarios(probe: volume_data.Probe, page_ids: list[uuid.UUID]) -> dict[str, 
         "library page, first (page + totalCount)": lambda c: PostgresLibraryRepository(c).page(
             owner, kind=None, after=None, limit=50
         ),
-        "library page, after 950 items (page + totalCount)": lambda c: (
-            PostgresLibraryRepository(c).page(owner, kind=None, after=deep, limit=50)
-        ),
+        "library page, after 950 items (page + totalCount)": lambda c: PostgresLibraryRepository(
+            c
+        ).page(owner, kind=None, after=deep, limit=50),
         "progress of a page's 50 items": lambda c: PostgresProgressReader(c).for_items(
             [LibraryItemId(i) for i in page_ids]
         ),
@@ -352,7 +356,8 @@ async def explain_all(
                 labels = STATEMENT_LABELS.get(name, (name,))
                 if len(labels) != len(explained):
                     raise RuntimeError(f"{name}: {len(explained)} statements, {labels}")
-                results.update((label, [entry]) for label, entry in zip(labels, explained))
+                for label, entry in zip(labels, explained, strict=True):
+                    results[label] = [entry]
     finally:
         await engine.dispose()
     results.update(await _explain_add(database_url, probe, level=level, runs=runs))
@@ -682,4 +687,3 @@ def run_alone(rig: Rig) -> None:
         write(report)
         print(f"wrote {DOC}", file=sys.stderr)
         print("\n".join(f"{g}: {m} ({v})" for g, m, v in goals(report)))
-

@@ -119,8 +119,11 @@ def _ledger_row(
     # Nearly everything is indexed; a few dispatched long ago (past the window), a few failed,
     # and one in a thousand waiting to be dispatched.
     if n % 1000 == 0:
-        state, dispatched, indexed, next_attempt = "requested", None, None, now - timedelta(
-            seconds=n % 600
+        state, dispatched, indexed, next_attempt = (
+            "requested",
+            None,
+            None,
+            now - timedelta(seconds=n % 600),
         )
     elif n % 100 in (1, 2):
         state, dispatched, indexed, next_attempt = "dispatched", at, None, at
@@ -180,8 +183,10 @@ def background(start: int, end: int, *, total: int, now: datetime, chunk: int) -
             rows.ledger.append(_ledger_row("BGR", n, item_id, str(5_000_000_000 + n), now, at))
         for position in range(TRACKS_PER_ALBUM if album else 1):
             # Links name ledger rows already loaded: this item's own and earlier ones.
-            n = LEDGER_PER_ITEM * i + position if position < LEDGER_PER_ITEM else (
-                (LEDGER_PER_ITEM * i + position * 104_729) % (LEDGER_PER_ITEM * (i + 1))
+            n = (
+                LEDGER_PER_ITEM * i + position
+                if position < LEDGER_PER_ITEM
+                else ((LEDGER_PER_ITEM * i + position * 104_729) % (LEDGER_PER_ITEM * (i + 1)))
             )
             rows.links.append((item_id, position, str(5_000_000_000 + n), isrc("BGR", n)))
         if i % CACHED_ALBUM_EVERY == 0:

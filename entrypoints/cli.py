@@ -49,6 +49,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the API (and its background work)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--workers",
+        type=_positive,
+        default=1,
+        help="API processes sharing the port (above 1: needs DATABASE_URL and QDRANT_URL)",
+    )
     commands.add_parser("migrate", help="apply the database migrations")
     commands.add_parser("relay", help="run only the scheduling relay (no API)")
     reschedule = commands.add_parser(
@@ -92,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             json=logs_as_json(settings.libingest_log_format, sys.stdout, sys.stderr),
         )
         if args.command == "serve":
-            return _serve(args.host, args.port, settings)
+            return _serve(args.host, args.port, settings, workers=args.workers)
         if args.command == "migrate":
             return asyncio.run(_migrate())
         if args.command == "token":
@@ -117,13 +123,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     return EXIT_USAGE
 
 
-def _serve(host: str, port: int, settings: Settings) -> int:
-    from entrypoints.app import create_app
-    from entrypoints.server import refuse_a_taken_port, serve
+def _positive(raw: str) -> int:
+    value = int(raw)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more: {raw}")
+    return value
 
+
+def _serve(host: str, port: int, settings: Settings, *, workers: int) -> int:
+    from entrypoints.app import create_app
+    from entrypoints.server import refuse_a_taken_port, serve, serve_workers
+
+    if workers > 1:
+        refuse_workers_without_servers(settings)
     refuse_a_taken_port(host, port)
     if settings.metrics_port is not None:
         refuse_a_taken_port(host, settings.metrics_port)
+    if workers > 1:
+        serve_workers(
+            workers=workers,
+            host=host,
+            port=port,
+            max_header_bytes=settings.http_max_header_bytes,
+        )
+        return EXIT_OK
     serve(
         create_app(),
         host=host,
@@ -133,6 +156,30 @@ def _serve(host: str, port: int, settings: Settings) -> int:
         metrics_port=settings.metrics_port,
     )
     return EXIT_OK
+
+
+def refuse_workers_without_servers(settings: Settings) -> None:
+    """Several API processes need what each can share: a PostgreSQL server and a Qdrant server.
+    The embedded PostgreSQL and Qdrant's local mode belong to one process, and /metrics on a
+    port of its own would answer for whichever worker took the connection."""
+    missing = [
+        name
+        for name, value in (
+            ("DATABASE_URL", settings.database_url),
+            ("QDRANT_URL", settings.qdrant_url),
+        )
+        if not value
+    ]
+    if missing:
+        raise ValueError(
+            f"--workers above 1 needs {' and '.join(missing)}: the embedded PostgreSQL and"
+            " Qdrant's local mode belong to one process"
+        )
+    if settings.metrics_port is not None:
+        raise ValueError(
+            "--workers above 1 cannot serve METRICS_PORT (each worker has its own counters):"
+            " run one `libingest serve` per port instead"
+        )
 
 
 async def _migrate() -> int:

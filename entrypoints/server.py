@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import socket
+import sys
 from typing import Any
 
 import httpx
@@ -177,3 +178,34 @@ def serve(
     if metrics_port is not None:
         sockets = [config.bind_socket(), socket.create_server((host, metrics_port))]
     uvicorn.Server(config).run(sockets=sockets)
+
+
+def serve_workers(*, workers: int, host: str, port: int, max_header_bytes: int) -> None:
+    """Runs `workers` processes of the application on one listening socket, bound here and
+    inherited by each (uvicorn's supervisor: the kernel hands each connection to one of them, a
+    worker that dies is replaced, SIGTERM stops them all gracefully). Each worker builds its own
+    application through `worker_app`, with its own pools, and migrates under the advisory lock
+    before serving, as a single process does."""
+    from uvicorn.supervisors import Multiprocess
+
+    config = server_config(
+        "entrypoints.server:worker_app", host=host, port=port, max_header_bytes=max_header_bytes
+    )
+    config.factory = True
+    config.workers = workers
+    Multiprocess(config, sockets=[config.bind_socket()]).run()
+
+
+def worker_app() -> Any:
+    """One worker's application, in a process spawned afresh: the logging and the settings are
+    read again from the same environment the `libingest serve` command was given."""
+    from entrypoints.app import create_app
+    from entrypoints.logging import configure_logging, logs_as_json
+    from entrypoints.settings import Settings
+
+    settings = Settings()
+    configure_logging(
+        level=settings.libingest_log_level,
+        json=logs_as_json(settings.libingest_log_format, sys.stdout, sys.stderr),
+    )
+    return create_app()
