@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from bench import adds, data_volume, fairness, scheduling, search_quality, suite, sustained
+from bench import adds, data_volume, fairness, processes, scheduling, search_quality, suite, sustained
 from bench.rig import QUICK, Config, Rig, open_rig
 
 
@@ -66,6 +66,11 @@ SECTIONS = {
     "search": Section(
         "search quality per query kind: hashing vs model vs hybrid, in process",
         search_quality.run_alone,
+    ),
+    "processes": Section(
+        "adds with 1, 2, 4 API processes; drain with 1, 2, 4 relays (writes"
+        " docs/benchmarks-processes.md)",
+        on_the_rig(processes.run_alone),
     ),
     "volume": Section(
         "requests and relay statements at 10^4..10^6 rows (writes docs/benchmarks-volume.md)",

@@ -40,11 +40,13 @@ from adapters.postgres.library import PostgresLibraryRepository
 from adapters.postgres.library_additions import _ADD
 from adapters.postgres.progress import PostgresProgressReader
 from adapters.postgres.scheduling_jobs import PostgresSchedulingJobs
+from application.ports.scheduling import ItemTrackLink
 from application.ports.unit_of_work import LibraryPosition
 from application.use_cases.cursors import encode_cursor
 from bench import harness, volume_data
 from bench.rig import Rig, token
 from domain.ingestion import IngestionRequest
+from domain.library import LibraryItemKind
 from domain.values import CatalogId, Isrc, LibraryItemId, UserId
 
 DOC = harness.ROOT / "docs" / "benchmarks-volume.md"
@@ -270,13 +272,34 @@ def scenarios(probe: volume_data.Probe, page_ids: list[LibraryItemId]) -> dict[s
     ]
 
     async def relay(connection: AsyncConnection) -> None:
+        # What one turn of the relay runs (entrypoints/relay.py, the scheduling use case): its
+        # two claims (album jobs for its free slots, track jobs for a batch), the items they
+        # name, their links, the ledger's answers and moves, and the finish.
         now = datetime.now(UTC)
         jobs = PostgresSchedulingJobs(connection)
-        claimed = await jobs.claim(worker=worker, limit=50, lease=lease, now=now)
-        await jobs.finish([job.item_id for job in claimed], worker=worker, now=now)
+        albums = await jobs.claim(
+            worker=worker, limit=4, lease=lease, now=now, kind=LibraryItemKind.ALBUM
+        )
+        tracks = await jobs.claim(
+            worker=worker, limit=50, lease=lease, now=now, kind=LibraryItemKind.TRACK
+        )
+        claimed = [job.item_id for job in (*albums, *tracks)]
+        await jobs.items(claimed)
         ledger = PostgresIsrcLedger(connection)
         await ledger.settled(isrcs, now=now)
+        await ledger.link_tracks(
+            [
+                ItemTrackLink(
+                    item_id=LibraryItemId(probe.album_id),
+                    position=10_000 + n,
+                    track_id=request.track_id,
+                    isrc=request.isrc,
+                )
+                for n, request in enumerate(requests)
+            ]
+        )
         await ledger.record_requests(requests, now=now)
+        await jobs.finish(claimed, worker=worker, now=now)
         batch = await ledger.claim_dispatchable(limit=1000, now=now)
         await ledger.mark_dispatched([r.isrc for r in batch.requests], now=now)
 
@@ -309,10 +332,13 @@ STATEMENT_LABELS = {
         "library totalCount (again)",
     ),
     "relay": (
-        "relay: claim 50 jobs",
-        "relay: finish them",
+        "relay: claim 4 album jobs",
+        "relay: claim 50 track jobs",
+        "relay: their items",
         "relay: ledger settled? (500 ISRCs)",
+        "relay: link 50 tracks",
         "relay: record 50 requests",
+        "relay: finish the jobs",
         "relay: claim dispatchable (1,000)",
         "relay: mark them dispatched",
     ),

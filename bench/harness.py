@@ -154,13 +154,15 @@ def _spawn(name: str, argv: list[str], env: Mapping[str, str], port: int) -> Pro
 
 
 @contextlib.contextmanager
-def service(env: Mapping[str, str], data_dir: Path) -> Iterator[Process]:
-    """`libingest serve` as users run it, in a process of its own."""
+def service(env: Mapping[str, str], data_dir: Path, *, workers: int = 1) -> Iterator[Process]:
+    """`libingest serve` as users run it, in a process of its own (with `workers` above 1,
+    that many API processes on its port: `--workers`)."""
     port = free_port()
     executable = Path(sys.executable).with_name("libingest")
+    extra = ["--workers", str(workers)] if workers > 1 else []
     process = _spawn(
         "service",
-        [str(executable), "serve", "--port", str(port)],
+        [str(executable), "serve", "--port", str(port), *extra],
         {
             "LIBINGEST_DATA_DIR": str(data_dir),
             "LIBINGEST_LOG_LEVEL": "WARNING",
@@ -174,6 +176,37 @@ def service(env: Mapping[str, str], data_dir: Path) -> Iterator[Process]:
         yield process
     finally:
         process.stop()
+
+
+@contextlib.contextmanager
+def relays(env: Mapping[str, str], data_dir: Path, count: int) -> Iterator[list[Process]]:
+    """`count` processes of `libingest relay`, each running once it says so."""
+    executable = Path(sys.executable).with_name("libingest")
+    started = [
+        _spawn(
+            f"relay-{n}",
+            [str(executable), "relay"],
+            {
+                "LIBINGEST_DATA_DIR": str(data_dir / f"relay-{n}"),
+                "LIBINGEST_LOG_LEVEL": "WARNING",
+                "AUTH_JWT_SECRET": JWT_SECRET,
+                **env,
+            },
+            0,
+        )
+        for n in range(count)
+    ]
+    try:
+        deadline = time.monotonic() + 90
+        for relay in started:
+            while "libingest relay: running" not in relay.log.read_text():
+                if relay.popen.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"{relay.name} did not start: {relay.log.read_text()}")
+                time.sleep(0.1)
+        yield started
+    finally:
+        for relay in started:
+            relay.stop()
 
 
 @contextlib.contextmanager
