@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from bench import adds, data_volume, fairness, processes, scheduling, search_quality, suite, sustained
+from bench import add_profile, adds, data_volume, fairness, processes, scheduling, search_quality, suite, sustained
 from bench.rig import QUICK, Config, Rig, open_rig
 
 
@@ -66,6 +66,10 @@ SECTIONS = {
     "search": Section(
         "search quality per query kind: hashing vs model vs hybrid, in process",
         search_quality.run_alone,
+    ),
+    "profile": Section(
+        "where a sequential add's CPU goes, service against floor (py-spy)",
+        on_the_rig(add_profile.run_alone),
     ),
     "processes": Section(
         "adds with 1, 2, 4 API processes; drain with 1, 2, 4 relays (writes"

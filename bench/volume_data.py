@@ -135,6 +135,9 @@ def _ledger_row(
 # the server's own bulk path writes the 10^6 level in a small part of that. Item `i` decides
 # everything about itself (the item id is md5 of its number), so each table is written alone.
 # $1, $2: the range of items; $3: the time the dates end at; $4: the last level's size.
+# The background's pending jobs and undispatched ledger rows wait for a retry (due within the
+# hour after $3): the relay's statements find the same due work (the probe's) at every level, so
+# that their times compare, and step over the background's waiting rows to find it.
 _ITEM = """
     SELECT i, md5('bg' || i)::uuid AS id,
            CASE WHEN i % 100000 >= 90000 THEN 'heavy-' || (i / 100000)
@@ -161,7 +164,7 @@ BACKGROUND = {
                                      last_error, created_at, updated_at)
         SELECT id, user_id,
                CASE i % 1000 WHEN 7 THEN 'pending' WHEN 13 THEN 'failed' ELSE 'done' END, 1,
-               CASE WHEN i % 1000 = 7 THEN $3::timestamptz - (1 + i % 3600) * interval '1 second'
+               CASE WHEN i % 1000 = 7 THEN $3::timestamptz + (1 + i % 3600) * interval '1 second'
                     ELSE at END,
                CASE WHEN i % 1000 = 13 THEN 'album not in the catalogue' END, at, at
         FROM ({_ITEM}) AS item
@@ -176,7 +179,7 @@ BACKGROUND = {
                CASE WHEN {_LEDGER_STATE} <> 'requested' THEN at END,
                CASE WHEN {_LEDGER_STATE} = 'indexed' THEN at END,
                CASE WHEN {_LEDGER_STATE} = 'requested'
-                    THEN $3::timestamptz - (n % 600) * interval '1 second' ELSE at END,
+                    THEN $3::timestamptz + (1 + n % 600) * interval '1 second' ELSE at END,
                CASE WHEN {_LEDGER_STATE} = 'failed' THEN 'failed for the bench' END, at
         FROM ({_ITEM}) AS item, generate_series(2 * i, 2 * i + 1) AS n
     """,
