@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3.12 || command -v p
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint bench clean graphiql-assets api-doc browser
+.PHONY: run test lint bench bench-volume bench-processes clean graphiql-assets api-doc browser
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "libingest needs Python 3.11+"'
@@ -74,6 +74,14 @@ api-doc: $(VENV)/.installed
 
 bench: $(VENV)/.installed-bench
 	$(BIN)/python -m bench
+
+# Apart from `make bench`, each writing a page of its own (about 10 minutes each): cost as the
+# data grows (docs/benchmarks-volume.md), and as processes are added (docs/benchmarks-processes.md).
+bench-volume: $(VENV)/.installed-bench
+	$(BIN)/python -m bench --only volume
+
+bench-processes: $(VENV)/.installed-bench
+	$(BIN)/python -m bench --only processes
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis $(AUDIT)/node_modules

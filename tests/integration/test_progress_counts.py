@@ -1,0 +1,97 @@
+"""The progress reader's counts against a real server: each of an item's tracks counted once, by
+its ledger row's state, a track without ISRC as skipped, and an item without links (or without
+a job) as zeros. The statement's shape is chosen for its plan (adapters/postgres/progress.py);
+these are the answers it must keep."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import asyncpg
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from adapters.postgres.library_additions import PostgresLibraryAdditions
+from adapters.postgres.unit_of_work import PostgresUnitOfWorkFactory
+from application.ports.scheduling import ItemTrackLink
+from domain.library import IngestionProgress, LibraryItem, LibraryItemKind, SchedulingStatus
+from domain.values import CatalogId, Isrc, LibraryItemId, UserId
+
+T0 = datetime(2026, 3, 1, tzinfo=UTC)
+
+# ISRC -> the state of its ledger row (None: no row yet).
+LEDGER = {
+    "QZAAA2600001": "requested",
+    "QZAAA2600002": "dispatched",
+    "QZAAA2600003": "indexed",
+    "QZAAA2600004": "indexed",
+    "QZAAA2600005": "failed",
+    "QZAAA2600006": None,
+}
+
+
+def _album(catalog_id: str) -> LibraryItem:
+    return LibraryItem.new(
+        user_id=UserId("alice"),
+        kind=LibraryItemKind.ALBUM,
+        catalog_id=CatalogId(catalog_id),
+        at=T0,
+    )
+
+
+async def test_each_track_is_counted_once_by_its_ledger_state(
+    engine: AsyncEngine, session_pool: asyncpg.Pool
+) -> None:
+    additions = PostgresLibraryAdditions(session_pool)
+    album, _ = await additions.add(_album("100"))
+    bare, _ = await additions.add(_album("200"))
+    # An ISRC shared with another item is still counted once for this one.
+    other, _ = await additions.add(_album("300"))
+    links = [
+        ItemTrackLink(album.id, position, CatalogId(str(1000 + position)), Isrc(isrc))
+        for position, isrc in enumerate(LEDGER)
+    ]
+    links.append(ItemTrackLink(album.id, len(LEDGER), CatalogId("1999"), None))
+    links.append(ItemTrackLink(other.id, 0, CatalogId("1003"), Isrc("QZAAA2600003")))
+    uow_factory = PostgresUnitOfWorkFactory(engine)
+    async with uow_factory() as uow:
+        await uow.ledger.link_tracks(links)
+        await uow.commit()
+    async with engine.begin() as connection:
+        for isrc, state in LEDGER.items():
+            if state is None:
+                continue
+            await connection.execute(
+                text(
+                    "INSERT INTO isrc_ledger (isrc, state, event_id, track_id, attempts,"
+                    " requested_at, next_attempt_at, updated_at)"
+                    " VALUES (:isrc, :state, :event, '1', 0, :at, :at, :at)"
+                ),
+                {"isrc": isrc, "state": state, "event": f"e:{isrc}", "at": T0},
+            )
+        await connection.execute(
+            text(
+                "UPDATE scheduling_jobs SET status = 'failed', last_error = 'gone'"
+                " WHERE library_item_id = :id"
+            ),
+            {"id": bare.id},
+        )
+    unknown = LibraryItemId(uuid.UUID(int=1))
+
+    async with uow_factory() as uow:
+        progress = await uow.progress.for_items([album.id, bare.id, other.id, unknown])
+
+    assert progress[album.id] == IngestionProgress(
+        scheduling=SchedulingStatus.PENDING,
+        tracks_total=7,
+        tracks_requested=2,
+        tracks_indexed=2,
+        tracks_skipped=1,
+        tracks_failed=1,
+    )
+    assert progress[bare.id] == IngestionProgress(
+        scheduling=SchedulingStatus.FAILED, last_error="gone"
+    )
+    assert progress[other.id] == IngestionProgress(tracks_total=1, tracks_indexed=1)
+    assert progress[unknown] == IngestionProgress()
