@@ -34,6 +34,8 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from sqlalchemy.pool import NullPool
 
+from adapters.postgres.backlog import _JOBS as BACKLOG_JOBS
+from adapters.postgres.backlog import _LEDGER as BACKLOG_LEDGER
 from adapters.postgres.database import async_url
 from adapters.postgres.ledger import PostgresIsrcLedger
 from adapters.postgres.library import PostgresLibraryRepository
@@ -45,8 +47,9 @@ from application.ports.unit_of_work import LibraryPosition
 from application.use_cases.cursors import encode_cursor
 from bench import harness, volume_data
 from bench.rig import Rig, token
+from domain.fair_share import ALBUMS_PER_USER, TRACKS_PER_USER
 from domain.ingestion import IngestionRequest
-from domain.library import LibraryItemKind
+from domain.library import PAGED_KINDS, LibraryItemKind
 from domain.values import CatalogId, Isrc, LibraryItemId, UserId
 
 DOC = harness.ROOT / "docs" / "benchmarks-volume.md"
@@ -93,6 +96,11 @@ class Explained:
     plan: str
     runs_ms: list[float]  # planning + execution, per run
     seq_scans: list[str]
+    # The same statement under plan_cache_mode = force_generic_plan: the plan a prepared
+    # statement (asyncpg prepares every one) may switch to after five executions.
+    generic_ms: float = 0.0
+    generic_scans: list[str] = field(default_factory=list)
+    generic_plan: str = ""
 
     @property
     def median_ms(self) -> float:
@@ -278,10 +286,20 @@ def scenarios(probe: volume_data.Probe, page_ids: list[LibraryItemId]) -> dict[s
         now = datetime.now(UTC)
         jobs = PostgresSchedulingJobs(connection)
         albums = await jobs.claim(
-            worker=worker, limit=4, lease=lease, now=now, kind=LibraryItemKind.ALBUM
+            worker=worker,
+            limit=4,
+            lease=lease,
+            now=now,
+            kinds=PAGED_KINDS,
+            per_user_cap=ALBUMS_PER_USER,
         )
         tracks = await jobs.claim(
-            worker=worker, limit=50, lease=lease, now=now, kind=LibraryItemKind.TRACK
+            worker=worker,
+            limit=50,
+            lease=lease,
+            now=now,
+            kinds=(LibraryItemKind.TRACK,),
+            per_user_cap=TRACKS_PER_USER,
         )
         claimed = [job.item_id for job in (*albums, *tracks)]
         await jobs.items(claimed)
@@ -303,6 +321,11 @@ def scenarios(probe: volume_data.Probe, page_ids: list[LibraryItemId]) -> dict[s
         batch = await ledger.claim_dispatchable(limit=1000, now=now)
         await ledger.mark_dispatched([r.isrc for r in batch.requests], now=now)
 
+    async def metrics(connection: AsyncConnection) -> None:
+        # What every /metrics scrape reads (adapters/postgres/backlog.py), on the same SQL.
+        for statement in (BACKLOG_JOBS, BACKLOG_LEDGER):
+            await connection.execute(statement)
+
     return {
         "library page, first (page + totalCount)": lambda c: PostgresLibraryRepository(c).page(
             owner, kind=None, after=None, limit=50
@@ -320,6 +343,10 @@ def scenarios(probe: volume_data.Probe, page_ids: list[LibraryItemId]) -> dict[s
         "progress, 500-track album": lambda c: PostgresProgressReader(c).for_items(
             [LibraryItemId(probe.album_id)]
         ),
+        "progress, pending album (counted from the cache)": lambda c: PostgresProgressReader(
+            c
+        ).for_items([LibraryItemId(probe.pending_album_id)]),
+        "metrics scrape (the backlog's counts)": metrics,
         "relay": relay,
     }
 
@@ -330,6 +357,14 @@ STATEMENT_LABELS = {
     "library page, after 950 items (page + totalCount)": (
         "library page, after 950 items",
         "library totalCount (again)",
+    ),
+    "progress, pending album (counted from the cache)": (
+        "progress, pending album: its job",
+        "progress, pending album: from the cache",
+    ),
+    "metrics scrape (the backlog's counts)": (
+        "metrics scrape: jobs by status and age",
+        "metrics scrape: ledger rows by state",
     ),
     "relay": (
         "relay: claim 4 album jobs",
@@ -343,6 +378,16 @@ STATEMENT_LABELS = {
         "relay: mark them dispatched",
     ),
 }
+
+
+def _summary(statement: str) -> str:
+    words = " ".join(statement.split())
+    return words if len(words) <= 60 else words[:57] + "..."
+
+
+def _plan_shape(plan: str) -> list[str]:
+    """The plan's node lines without their figures, to tell two plans apart."""
+    return [line.split("  (")[0] for line in plan.splitlines() if "->" in line or "(cost" in line]
 
 
 def _explained(plan_rows: list[str], statement: str) -> tuple[str, float, list[str]]:
@@ -387,15 +432,63 @@ async def explain_all(
                         await transaction.rollback()
                 finally:
                     event.listen(engine.sync_engine, "before_cursor_execute", capture)
+                await _generic_pass(database_url, explained, [p for _, p in captured])
                 labels = STATEMENT_LABELS.get(name, (name,))
-                if len(labels) != len(explained):
-                    raise RuntimeError(f"{name}: {len(explained)} statements, {labels}")
+                if len(labels) != len(explained):  # the adapter's SQL changed: say what it sent
+                    labels = tuple(
+                        f"{name} [{n + 1}]: {_summary(entry.statement)}"
+                        for n, entry in enumerate(explained)
+                    )
                 for label, entry in zip(labels, explained, strict=True):
                     results[label] = [entry]
     finally:
         await engine.dispose()
     results.update(await _explain_add(database_url, probe, level=level, runs=runs))
     return results
+
+
+def _literal(value: object) -> str:
+    """A parameter as SQL text for EXECUTE (the prepared statement's types coerce it)."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, datetime):
+        return f"'{value.isoformat()}'"
+    if isinstance(value, list | tuple):
+        elements = (
+            "NULL" if v is None else '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
+            for v in value
+        )
+        text = "{" + ",".join(elements) + "}"
+        return "'" + text.replace("'", "''") + "'"
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+async def _generic_pass(
+    database_url: str, explained: list[Explained], parameters: list[Any]
+) -> None:
+    """Each statement prepared and explained under a generic plan, in order, in one
+    transaction rolled back."""
+    connection = await asyncpg.connect(harness.dsn(database_url))
+    try:
+        transaction = connection.transaction()
+        await transaction.start()
+        await connection.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+        for n, (entry, values) in enumerate(zip(explained, parameters, strict=True)):
+            name = f"bench_generic_{n}"
+            await connection.execute(f"PREPARE {name} AS {entry.statement}")
+            arguments = ", ".join(_literal(v) for v in values or ())
+            execute = f"EXECUTE {name}({arguments})" if arguments else f"EXECUTE {name}"
+            rows = await connection.fetch(f"EXPLAIN (ANALYZE, BUFFERS) {execute}")
+            entry.generic_plan, entry.generic_ms, entry.generic_scans = _explained(
+                [r[0] for r in rows], entry.statement
+            )
+        await transaction.rollback()
+    finally:
+        await connection.close()
 
 
 async def _explain_add(
@@ -423,10 +516,23 @@ async def _explain_add(
                     None,
                     [],
                     1000,
+                    False,
                 )
                 await transaction.rollback()
                 entry.plan, elapsed, entry.seq_scans = _explained([r[0] for r in rows], _ADD)
                 entry.runs_ms.append(elapsed)
+            arguments = [
+                uuid.uuid4(),
+                user,
+                "track",
+                catalog_id,
+                datetime.now(UTC),
+                None,
+                [],
+                1000,
+                False,
+            ]
+            await _generic_pass(database_url, [entry], [arguments])
             results[name] = [entry]
     finally:
         await connection.close()
@@ -576,14 +682,15 @@ def goals(report: VolumeReport) -> list[tuple[str, str, str]]:
             )
         )
     scans = [
-        f"{name}: {', '.join(e.seq_scans)}"
+        f"{name}: {', '.join(sorted({*e.seq_scans, *e.generic_scans}))}"
         for name, explained in top.queries.items()
         for e in explained
-        if e.seq_scans
+        if e.seq_scans or e.generic_scans
     ]
     rows.append(
         (
-            f"no sequential scan of a big table in any plan at {top.label} items",
+            f"no sequential scan of a big table in any plan (custom or generic) at {top.label}"
+            " items",
             "; ".join(scans) or "none",
             "met" if not scans else "**not met**",
         )
@@ -615,8 +722,8 @@ def render(report: VolumeReport) -> str:
         " default pending cap (1,000), the per-user rate opened.",
         "- **Data** (bench/volume_data.py): per 100,000 library items, one user with 10,000"
         " and the rest in users of 9 (at 10^6: 100,000 users); one item in ten an album of 10"
-        " linked tracks; a scheduling job per item (0.1% pending, waiting for a retry within the"
-        " hour); two ISRC ledger rows per item (0.1% waiting to be dispatched, 2% dispatched"
+        " linked tracks; a scheduling job per item (0.1% pending, waiting for a retry a day"
+        " later); two ISRC ledger rows per item (0.1% waiting to be dispatched, 2% dispatched"
         " past the window, 1% failed, the rest indexed); a cached album of 10 tracks per five"
         " items. The background is generated by the server (INSERT ... SELECT over"
         " generate_series, into the indexed tables); the probe user, measured, is sent with"
@@ -673,8 +780,10 @@ def render(report: VolumeReport) -> str:
         "",
         "Each statement as the product sends it (captured from its adapters, with their"
         " parameters), EXPLAIN (ANALYZE, BUFFERS) five times in a transaction rolled back;"
-        " planning + execution time, median, in ms, on the loaded database (and on the twin)."
-        " A sequential scan of a big table is flagged **seq scan**.",
+        " planning + execution time, median, in ms, on the loaded database (and on the twin);"
+        " then once more prepared and run under `plan_cache_mode = force_generic_plan` (the"
+        " plan asyncpg's prepared statements may switch to after five runs): generic. A"
+        " sequential scan of a big table is flagged **seq scan**.",
         "",
         "| statement | " + " | ".join(level.label for level in report.levels) + " |",
         "|---|" + "---:|" * len(report.levels),
@@ -686,7 +795,15 @@ def render(report: VolumeReport) -> str:
                 entry = level.queries[name][index]
                 twin_entry = level.twin_queries[name][index]
                 flag = f" **seq scan: {', '.join(entry.seq_scans)}**" if entry.seq_scans else ""
-                cells.append(f"{entry.median_ms:.3f} ({twin_entry.median_ms:.3f}){flag}")
+                generic = (
+                    f" **generic seq scan: {', '.join(entry.generic_scans)}**"
+                    if entry.generic_scans
+                    else ""
+                )
+                cells.append(
+                    f"{entry.median_ms:.3f} ({twin_entry.median_ms:.3f});"
+                    f" generic {entry.generic_ms:.3f}{flag}{generic}"
+                )
             label = name if len(explained) == 1 else f"{name} [{index + 1}]"
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines += [
@@ -720,6 +837,8 @@ def render(report: VolumeReport) -> str:
                 "```",
                 "",
             ]
+            if entry.generic_plan and _plan_shape(entry.generic_plan) != _plan_shape(entry.plan):
+                lines += ["Generic plan:", "", "```", entry.generic_plan, "```", ""]
     return "\n".join(lines) + "\n"
 
 

@@ -135,8 +135,8 @@ def _ledger_row(
 # the server's own bulk path writes the 10^6 level in a small part of that. Item `i` decides
 # everything about itself (the item id is md5 of its number), so each table is written alone.
 # $1, $2: the range of items; $3: the time the dates end at; $4: the last level's size.
-# The background's pending jobs and undispatched ledger rows wait for a retry (due within the
-# hour after $3): the relay's statements find the same due work (the probe's) at every level, so
+# The background's pending jobs and undispatched ledger rows wait for a retry (due a day after
+# $3): the relay's statements find the same due work (the probe's) at every level, so
 # that their times compare, and step over the background's waiting rows to find it.
 _ITEM = """
     SELECT i, md5('bg' || i)::uuid AS id,
@@ -164,7 +164,8 @@ BACKGROUND = {
                                      last_error, created_at, updated_at)
         SELECT id, user_id,
                CASE i % 1000 WHEN 7 THEN 'pending' WHEN 13 THEN 'failed' ELSE 'done' END, 1,
-               CASE WHEN i % 1000 = 7 THEN $3::timestamptz + (1 + i % 3600) * interval '1 second'
+               CASE WHEN i % 1000 = 7
+                    THEN $3::timestamptz + interval '1 day' + (i % 3600) * interval '1 second'
                     ELSE at END,
                CASE WHEN i % 1000 = 13 THEN 'album not in the catalogue' END, at, at
         FROM ({_ITEM}) AS item
@@ -179,7 +180,8 @@ BACKGROUND = {
                CASE WHEN {_LEDGER_STATE} <> 'requested' THEN at END,
                CASE WHEN {_LEDGER_STATE} = 'indexed' THEN at END,
                CASE WHEN {_LEDGER_STATE} = 'requested'
-                    THEN $3::timestamptz + (1 + n % 600) * interval '1 second' ELSE at END,
+                    THEN $3::timestamptz + interval '1 day' + (n % 600) * interval '1 second'
+                    ELSE at END,
                CASE WHEN {_LEDGER_STATE} = 'failed' THEN 'failed for the bench' END, at
         FROM ({_ITEM}) AS item, generate_series(2 * i, 2 * i + 1) AS n
     """,
@@ -232,8 +234,14 @@ class Probe:
 
     album_id: uuid.UUID
     track_item_id: uuid.UUID
+    pending_album_id: uuid.UUID  # no links yet, its album in the catalogue cache
     deep_cursor_position: tuple[datetime, uuid.UUID]  # the 950th newest item
     album_isrcs: tuple[str, ...]
+
+
+PENDING_ALBUM = 2  # the probe's item that is an album still waiting for the relay
+PENDING_ALBUM_ID = "9100000000"
+PENDING_ALBUM_TRACKS = 12
 
 
 def probe(now: datetime) -> tuple[Probe, Rows]:
@@ -242,23 +250,26 @@ def probe(now: datetime) -> tuple[Probe, Rows]:
     dates = [now - timedelta(days=30) + timedelta(minutes=n) for n in range(PROBE_ITEMS)]
     album_isrcs: list[str] = []
     for n, (item_id, at) in enumerate(zip(ids, dates, strict=True)):
-        album = n == 0
+        album = n in (0, PENDING_ALBUM)
         rows.items.append(
             (
                 item_id,
                 PROBE_USER,
                 "album" if album else "track",
-                str(9_000_000_000 + n),
+                PENDING_ALBUM_ID if n == PENDING_ALBUM else str(9_000_000_000 + n),
                 at,
                 f"Probe {'album' if album else 'track'} {n}",
                 ["Probe Artist"],
             )
         )
         due = n % (PROBE_ITEMS // PROBE_PENDING_JOBS) == 1
-        run_after = now - timedelta(seconds=n) if due else at
-        rows.jobs.append(
-            (item_id, PROBE_USER, "pending" if due else "done", 1, run_after, None, at, at)
-        )
+        if n == PENDING_ALBUM:  # waiting for a retry: no claim takes it
+            status, run_after = "pending", now + timedelta(hours=1)
+        else:
+            status, run_after = ("pending", now - timedelta(seconds=n)) if due else ("done", at)
+        rows.jobs.append((item_id, PROBE_USER, status, 1, run_after, None, at, at))
+        if n == PENDING_ALBUM:
+            continue
         for position in range(PROBE_ALBUM_TRACKS if album else 1):
             k = position if album else PROBE_ALBUM_TRACKS + n
             value = isrc("PRB", k)
@@ -266,11 +277,36 @@ def probe(now: datetime) -> tuple[Probe, Rows]:
                 album_isrcs.append(value)
             rows.links.append((item_id, position, str(8_000_000_000 + k), value))
             rows.ledger.append(_ledger_row("PRB", k, item_id, str(8_000_000_000 + k), now, at))
+    # The pending album's tracks in the cache: half of them already in the ledger (other
+    # users' adds), one without an ISRC.
+    track_ids = [str(8_100_000_000 + k) for k in range(PENDING_ALBUM_TRACKS)]
+    rows.albums.append(
+        (PENDING_ALBUM_ID, "Probe pending album", ["Probe Artist"], 12, track_ids, 0, True, now)
+    )
+    for k, track_id in enumerate(track_ids):
+        cached_isrc = None if k == 0 else isrc("PRB", 5000 + k)
+        rows.tracks.append(
+            (
+                track_id,
+                cached_isrc,
+                f"Cached {k}",
+                None,
+                ["Probe Artist"],
+                PENDING_ALBUM_ID,
+                1,
+                k + 1,
+                200,
+                now,
+            )
+        )
+        if cached_isrc is not None and k % 2 == 0:
+            rows.ledger.append(_ledger_row("PRB", 5000 + k, ids[0], track_id, now, now))
     newest_first = sorted(zip(dates, ids, strict=True), reverse=True)
     return (
         Probe(
             album_id=ids[0],
             track_item_id=ids[PROBE_ITEMS // 2],
+            pending_album_id=ids[PENDING_ALBUM],
             deep_cursor_position=newest_first[949],
             album_isrcs=tuple(album_isrcs),
         ),
