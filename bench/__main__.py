@@ -21,7 +21,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from bench import add_profile, adds, data_volume, fairness, processes, scheduling, search_quality, suite, sustained
+from bench import (
+    add_profile,
+    adds,
+    data_volume,
+    fairness,
+    processes,
+    scheduling,
+    search_quality,
+    suite,
+    sustained,
+)
 from bench.rig import QUICK, Config, Rig, open_rig
 
 
