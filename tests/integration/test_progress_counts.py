@@ -1,7 +1,7 @@
 """The progress reader's counts against a real server: each of an item's tracks counted once, by
-its ledger row's state, a track without ISRC as skipped, and an item without links (or without
-a job) as zeros. The statement's shape is chosen for its plan (adapters/postgres/progress.py);
-these are the answers it must keep."""
+its ledger row's state, a track without ISRC or unavailable as skipped (named in album order),
+and an item without links (or without a job) as zeros. The statement's shape is chosen for its
+plan (adapters/postgres/progress.py, ADR 0033); these are the answers it must keep."""
 
 from __future__ import annotations
 
@@ -15,7 +15,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from adapters.postgres.library_additions import PostgresLibraryAdditions
 from adapters.postgres.unit_of_work import PostgresUnitOfWorkFactory
 from application.ports.scheduling import ItemTrackLink
-from domain.library import IngestionProgress, LibraryItem, LibraryItemKind, SchedulingStatus
+from domain.library import (
+    IngestionProgress,
+    LibraryItem,
+    LibraryItemKind,
+    SchedulingStatus,
+    SkippedTrack,
+    SkipReason,
+)
 from domain.values import CatalogId, Isrc, LibraryItemId, UserId
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
@@ -53,6 +60,7 @@ async def test_each_track_is_counted_once_by_its_ledger_state(
         for position, isrc in enumerate(LEDGER)
     ]
     links.append(ItemTrackLink(album.id, len(LEDGER), CatalogId("1999"), None))
+    links.append(ItemTrackLink(album.id, len(LEDGER) + 1, CatalogId("1998"), None, available=False))
     links.append(ItemTrackLink(other.id, 0, CatalogId("1003"), Isrc("QZAAA2600003")))
     uow_factory = PostgresUnitOfWorkFactory(engine)
     async with uow_factory() as uow:
@@ -84,11 +92,15 @@ async def test_each_track_is_counted_once_by_its_ledger_state(
 
     assert progress[album.id] == IngestionProgress(
         scheduling=SchedulingStatus.PENDING,
-        tracks_total=7,
+        tracks_total=8,
         tracks_requested=2,
         tracks_indexed=2,
-        tracks_skipped=1,
+        tracks_skipped=2,
         tracks_failed=1,
+        skipped_tracks=(
+            SkippedTrack(CatalogId("1999"), SkipReason.NO_ISRC),
+            SkippedTrack(CatalogId("1998"), SkipReason.NOT_AVAILABLE),
+        ),
     )
     assert progress[bare.id] == IngestionProgress(
         scheduling=SchedulingStatus.FAILED, last_error="gone"
