@@ -48,8 +48,10 @@ DEFAULT_LOOKUP_BATCH = 1000
 DEFAULT_LOOKUP_DEADLINE_S = 0.3
 # Writes, searches and collection management are not on a latency-critical path.
 DEFAULT_OPERATION_DEADLINE_S = 5.0
-# Rewriting a collection's points for new vectors reads and writes every point once, at start.
-DEFAULT_PREPARE_DEADLINE_S = 600.0
+# Each step of rewriting a collection's points for new vectors (a page read, the collection
+# recreated, a batch written) at start; the first look at the collection has the operation
+# deadline, so that a server that hangs does not hold the start for longer than it did.
+DEFAULT_REWRITE_STEP_DEADLINE_S = 60.0
 ISRC_FIELD = "isrc"
 DENSE = "dense"
 LEXICAL = "lexical"
@@ -101,7 +103,7 @@ class QdrantTrackIndex:
         lookup_deadline_s: float = DEFAULT_LOOKUP_DEADLINE_S,
         operation_deadline_s: float = DEFAULT_OPERATION_DEADLINE_S,
         lookup_batch: int = DEFAULT_LOOKUP_BATCH,
-        prepare_deadline_s: float = DEFAULT_PREPARE_DEADLINE_S,
+        rewrite_step_deadline_s: float = DEFAULT_REWRITE_STEP_DEADLINE_S,
     ) -> None:
         if (url is None) == (path is None):
             raise ValueError("give exactly one of url (server mode) or path (local mode)")
@@ -119,7 +121,7 @@ class QdrantTrackIndex:
         self._lookup_deadline_s = lookup_deadline_s
         self._operation_deadline_s = operation_deadline_s
         self._lookup_batch = lookup_batch
-        self._prepare_deadline_s = prepare_deadline_s
+        self._rewrite_step_deadline_s = rewrite_step_deadline_s
         self._remote: AsyncQdrantClient | None = None
         self._local: QdrantClient | None = None
         self._local_thread: ThreadPoolExecutor | None = None
@@ -184,7 +186,7 @@ class QdrantTrackIndex:
         If it exists with other vectors (another embedder's, or one unnamed vector as before
         ADR 0030), read every point, recreate the collection, and write each point again with
         its payload and `vectorise(track)`. Returns how many points were written again."""
-        deadline = self._prepare_deadline_s
+        deadline = self._rewrite_step_deadline_s
 
         async def describe_remote(client: AsyncQdrantClient) -> str | None:
             if not await client.collection_exists(self._collection):
@@ -198,7 +200,9 @@ class QdrantTrackIndex:
                 return None
             return self._mismatch(client.get_collection(self._collection))
 
-        found = await self._call("prepare", deadline, remote=describe_remote, local=describe_local)
+        found = await self._call(
+            "prepare", self._operation_deadline_s, remote=describe_remote, local=describe_local
+        )
         rewritten = 0
         if found is not None:
             logger.warning(
@@ -250,7 +254,7 @@ class QdrantTrackIndex:
             )
 
         return await self._call(
-            "prepare", self._prepare_deadline_s, remote=page_remote, local=page_local
+            "prepare", self._rewrite_step_deadline_s, remote=page_remote, local=page_local
         )
 
     async def _write(self, points: list[models.PointStruct]) -> None:
@@ -261,7 +265,7 @@ class QdrantTrackIndex:
             client.upsert(self._collection, points=points, wait=True)
 
         await self._call(
-            "prepare", self._prepare_deadline_s, remote=write_remote, local=write_local
+            "prepare", self._rewrite_step_deadline_s, remote=write_remote, local=write_local
         )
 
     def _mismatch(self, info: models.CollectionInfo) -> str | None:

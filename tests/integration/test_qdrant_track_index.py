@@ -394,3 +394,17 @@ async def test_a_dense_vector_of_another_size_is_rewritten_too(tmp_path: Path) -
         assert await second.prepare(vectorise_from_title) == 1
     finally:
         await second.close()
+
+
+async def test_preparing_against_a_server_that_hangs_gives_up_within_the_operation_deadline(
+    server_index: QdrantTrackIndex, loopback_qdrant: LoopbackQdrant
+) -> None:
+    # The start waits on prepare: a hanging server must not hold it past the usual deadline
+    # (1 s here), however long a rewrite's steps may take.
+    loopback_qdrant.set_mode(QdrantMode.SLOW, delay_s=5.0)
+    started = time.perf_counter()
+
+    with pytest.raises(IndexUnavailable):
+        await server_index.prepare(refuse_rewrite)
+
+    assert time.perf_counter() - started < WITHIN_DEADLINE_S
