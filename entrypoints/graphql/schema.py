@@ -235,6 +235,15 @@ class LibingestSchema(MeasuredOperations, ReadableErrorLog, RequestedOperationSc
     attack (error_log.py); every operation measured (operation_metrics.py); subscriptions
     alone over WebSockets."""
 
+    async def execute(self, *args: Any, **kwargs: Any) -> Any:
+        # HTTP runs queries and mutations only. Strawberry lets a subscription through for its
+        # multipart transport, which this service does not serve: it would run as a query and
+        # fail on its stream. Refused instead (400) before anything runs.
+        allowed = kwargs.get("allowed_operation_types")
+        if allowed is not None:
+            kwargs["allowed_operation_types"] = set(allowed) - {OperationType.SUBSCRIPTION}
+        return await super().execute(*args, **kwargs)
+
     async def stream(self, *args: Any, **kwargs: Any) -> Any:
         # Only the WebSocket transport streams (the HTTP view runs no streaming transport): it
         # carries subscriptions, and queries and mutations keep to HTTP and its limits.

@@ -227,3 +227,12 @@ async def test_a_message_past_the_body_limit_closes_the_socket_with_1009(
     async with signed_in(live_server, token_for("alice")) as socket:
         await socket.subscribe("big", LIBRARY_PROGRESS, {"padding": "x" * 20_000})
         assert await socket.close_code() == 1009  # "message too big"
+
+
+async def test_a_subscription_sent_over_http_is_refused_as_the_clients_error(
+    as_user: Callable[[str], GraphQLClient],
+) -> None:
+    response = await as_user("alice").post(LIBRARY_PROGRESS)
+
+    assert response.status_code == 400, response.text
+    assert response.text == "subscriptions are not allowed when using POST"
