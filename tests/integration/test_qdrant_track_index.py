@@ -12,9 +12,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import structlog
 from qdrant_client import QdrantClient, models
 from structlog.testing import capture_logs
 
+from adapters.qdrant import track_index as track_index_module
 from adapters.qdrant.track_index import QdrantTrackIndex, payload_of
 from application.ports.track_index import IndexedTrack, IndexUnavailable, TrackQuery, TrackVectors
 from domain.values import CatalogId, Isrc
@@ -316,8 +318,11 @@ def vectorise_from_title(track: IndexedTrack) -> TrackVectors:
 
 
 async def test_prepare_rewrites_a_single_vector_collection_from_its_payloads(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The adapter's module logger may already be bound to the configuration of an app another
+    # test started (cache_logger_on_first_use), which capture_logs cannot reach: use a new one.
+    monkeypatch.setattr(track_index_module, "logger", structlog.get_logger("qdrant-under-test"))
     storage = tmp_path / "qdrant"
     # The schema before ADR 0030: one unnamed vector per point.
     before = QdrantClient(path=str(storage))
