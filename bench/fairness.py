@@ -139,6 +139,50 @@ class Fairness:
         ]
 
 
+def goals(result: Fairness) -> list[tuple[str, str, str]]:
+    """(goal, measured, verdict) for issue 13's goals."""
+
+    def verdict(ok: bool) -> str:
+        return "met" if ok else "**not met**"
+
+    return [
+        (
+            "fairness: others' first event p95 <= 2 pace slots + 100 ms",
+            f"{result.quantile(0.95):.2f} slots (goal {result.goal_slots:.2f})",
+            verdict(result.quantile(0.95) <= result.goal_slots),
+        ),
+        (
+            "fairness: the flood uses >= 95% of what TIDAL's meter allows, 0 answered 429",
+            f"{result.utilisation:.1%}, {result.refused_429} answered 429",
+            verdict(result.utilisation >= 0.95 and result.refused_429 == 0),
+        ),
+        (
+            "fairness: nothing lost or sent twice",
+            f"{result.lost} lost, {result.duplicated} sent twice",
+            verdict(result.lost == 0 and result.duplicated == 0),
+        ),
+    ]
+
+
+def render(result: Fairness) -> list[str]:
+    """The section of docs/benchmarks.md."""
+    return [
+        "## Fair share under TIDAL's meter",
+        "",
+        f"`python -m bench --only fairness` (ADR 0028): a loopback TIDAL metered as the real one"
+        f" (burst {BURST}, one request per pace slot, the slot scaled from 5 s to"
+        f" {result.slot_s:g} s; `x-ratelimit-*` on every answer), the service paced by those"
+        f" headers. User A adds {result.flood_albums} albums of 5-40 tracks at once;"
+        f" {result.others} other users each add an album or a track at a random moment of the"
+        " flood.",
+        "",
+        "```",
+        *result.lines(),
+        "```",
+        "",
+    ]
+
+
 def _catalogue(
     tidal: MeteredTidal, flood: int, others: int, seed: int
 ) -> tuple[list[Added], list[Added]]:

@@ -11,6 +11,7 @@ from bench.harness import ROOT
 
 if TYPE_CHECKING:
     from bench.adds import AddRow
+    from bench.fairness import Fairness
     from bench.rig import Config
     from bench.scheduling import SchedulingRow
     from bench.search_quality import SearchQuality
@@ -35,6 +36,7 @@ class Report:
     scheduling: list[SchedulingRow]
     sustained: Sustained
     search: SearchQuality | None = None
+    fairness: Fairness | None = None
 
     def add(self, target: str, connections: int) -> AddRow | None:
         return next(
@@ -156,6 +158,10 @@ def goals(report: Report) -> list[tuple[str, str, str]]:
             _goal(ok),
         )
     )
+    if report.fairness is not None:
+        from bench import fairness
+
+        rows += fairness.goals(report.fairness)
     return rows
 
 
@@ -334,6 +340,10 @@ def render(report: Report) -> str:
         from bench import search_quality  # loads the model's package only when it ran
 
         lines += search_quality.render(report.search)
+    if report.fairness is not None:
+        from bench import fairness
+
+        lines += fairness.render(report.fairness)
     return "\n".join(lines) + "\n"
 
 

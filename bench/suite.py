@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from datetime import UTC, datetime
 
-from bench import adds, harness, scheduling, search_quality, sustained
+from bench import adds, fairness, harness, scheduling, search_quality, sustained
 from bench.report import Report, write_report
 from bench.rig import Config, open_rig
 
@@ -34,6 +34,12 @@ def run(config: Config, *, write: bool) -> Report:
             schedules = scheduling.run(rig)
             print("sustained ...", file=sys.stderr)
             load = sustained.run(rig)
+        # Minutes at the real meter's shape, so only in the full run; `--only fairness --quick`
+        # is its smoke test.
+        fair = None
+        if not config.quick:
+            print("fairness ...", file=sys.stderr)
+            fair = fairness.run(rig)
         print("search quality ...", file=sys.stderr)
         search = search_quality.measure(config)
         database_where = rig.database_where
@@ -52,6 +58,7 @@ def run(config: Config, *, write: bool) -> Report:
         scheduling=schedules,
         sustained=load,
         search=search,
+        fairness=fair,
     )
     write_report(report, write=write)
     return report
