@@ -187,28 +187,22 @@ def _catalogue(
     tidal: MeteredTidal, flood: int, others: int, seed: int
 ) -> tuple[list[Added], list[Added]]:
     chooser = random.Random(seed)
-    flood_items = []
-    for number in range(flood):
-        size = chooser.randint(5, 40)
-        album = tidal.add_album(
-            generated_album(
-                str(7_000_000_000 + number * 1_000), size, isrc_prefix=f"QZF{number:04d}"
-            )
+
+    def album(user: str, base: int, prefix: str) -> Added:
+        added = tidal.add_album(
+            generated_album(str(base), chooser.randint(5, 40), isrc_prefix=prefix)
         )
-        isrcs = [t.isrc for t in album.items if t.isrc]
-        flood_items.append(Added(FLOOD_USER, "album", album.id, isrcs))
+        return Added(user, "album", added.id, [t.isrc for t in added.items if t.isrc])
+
+    flood_items = [
+        album(FLOOD_USER, 7_000_000_000 + number * 1_000, f"QZF{number:04d}")
+        for number in range(flood)
+    ]
     other_items = []
     for number in range(others):
         user = f"other-{number}"
         if chooser.random() < 0.5:
-            size = chooser.randint(5, 40)
-            album = tidal.add_album(
-                generated_album(
-                    str(8_000_000_000 + number * 1_000), size, isrc_prefix=f"QZO{number:04d}"
-                )
-            )
-            isrcs = [t.isrc for t in album.items if t.isrc]
-            other_items.append(Added(user, "album", album.id, isrcs))
+            other_items.append(album(user, 8_000_000_000 + number * 1_000, f"QZO{number:04d}"))
         else:
             track_id = str(9_000_000_000 + number)
             isrc = f"QZT{number:04d}00001"

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from application.errors import LibraryItemNotFound, NothingToRetry, item_id_or_not_found
+from application.errors import NothingToRetry, item_id_or_not_found
 from application.ports.clock import Clock
 from application.ports.unit_of_work import UnitOfWorkFactory
+from application.use_cases.get_library_item import owned_item
 from domain.library import LibraryItem
 from domain.values import parse_user_id
 
@@ -30,15 +31,13 @@ class RetryIngestion:
         self._clock = clock
 
     async def __call__(self, command: RetryIngestionCommand) -> LibraryItem:
-        owner = parse_user_id(command.user_id)
-        item_id = item_id_or_not_found(command.item_id)
+        parse_user_id(command.user_id)  # a bad user id is refused before the database
+        item_id_or_not_found(command.item_id)
         async with self._uow_factory() as uow:
-            item = await uow.library.get(owner, item_id)
-            if item is None:
-                raise LibraryItemNotFound(command.item_id)
+            item = await owned_item(uow, command.user_id, command.item_id)
             now = self._clock.now()
-            reopened = await uow.jobs.reopen_failed(now=now, item_ids=[item_id], limit=1)
-            tracks = await uow.ledger.reopen_failed_tracks([item_id], now=now)
+            reopened = await uow.jobs.reopen_failed(now=now, item_ids=[item.id], limit=1)
+            tracks = await uow.ledger.reopen_failed_tracks([item.id], now=now)
             if not reopened and not tracks:
                 raise NothingToRetry(command.item_id)
             await uow.commit()
