@@ -4,12 +4,25 @@ reason, and the jobs to retry at WARNING once per reason."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 
+import pytest
 import structlog
 
 from application.use_cases.schedule_ingestion import JobOutcome, ScheduleOutcomes
 from domain.values import LibraryItemId
+from entrypoints import relay
 from entrypoints.relay import log_failures
+
+
+@pytest.fixture(autouse=True)
+def fresh_relay_logger(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    # The service configures structlog with cache_logger_on_first_use: once a test earlier in
+    # the session has logged through the relay's module logger under that configuration, the
+    # logger keeps those processors and capture_logs would see nothing. A fresh proxy binds
+    # to whatever is configured when it first logs, here capture_logs' processors.
+    monkeypatch.setattr(relay, "log", structlog.get_logger("libingest.relay"))
+    yield
 
 
 def _item() -> LibraryItemId:
