@@ -44,6 +44,9 @@ def error_code(error: GraphQLError) -> str:
             return inner
     if original is not None and (answer := answer_for(type(original))) is not None:
         return answer.code
+    if is_fault(error):
+        # Masked for the client, who sees no code; the log names it for what it is.
+        return "INTERNAL_SERVER_ERROR"
     if isinstance(error, GraphQLSyntaxError):
         return "GRAPHQL_PARSE_FAILED"
     return "GRAPHQL_VALIDATION_FAILED"

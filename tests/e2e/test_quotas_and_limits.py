@@ -462,4 +462,5 @@ async def test_a_real_fault_is_still_logged_at_error_with_its_traceback(
     assert answer["errors"][0]["message"] == "Unexpected error."
     [fault] = [line for line in _lines(service_log) if line["level"] == "error"]
     assert fault["event"] == "graphql.unexpected_error"
+    assert fault["code"] == "INTERNAL_SERVER_ERROR"
     assert "RuntimeError: a bug, not a client's mistake" in fault["exception"]
