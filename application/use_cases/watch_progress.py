@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
 from application.errors import LibraryItemNotFound, TooManySubscriptions, item_id_or_not_found
@@ -86,7 +86,7 @@ class WatchProgress:
         self._watchers: dict[UserId, set[_Watcher]] = {}
         self._missed = False
 
-    async def __call__(self, command: WatchProgressCommand) -> AsyncIterator[ProgressUpdate]:
+    async def __call__(self, command: WatchProgressCommand) -> AsyncGenerator[ProgressUpdate, None]:
         owner = parse_user_id(command.user_id)
         item_id: LibraryItemId | None = None
         if command.item_id is not None:
@@ -142,7 +142,7 @@ class WatchProgress:
 
     async def _watch(
         self, owner: UserId, item_id: LibraryItemId | None
-    ) -> AsyncIterator[ProgressUpdate]:
+    ) -> AsyncGenerator[ProgressUpdate, None]:
         # Registered when the stream starts, not when it was asked for: a stream that is
         # never started (its connection gone first) then holds nothing.
         self._check_room(owner)

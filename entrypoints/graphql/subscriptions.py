@@ -6,7 +6,8 @@ than a result inside the stream."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
 from typing import Annotated
 
 import strawberry
@@ -35,7 +36,7 @@ class LibraryItemUpdate:
 
 async def _updates(
     info: Info[RequestContext, None], item_id: str | None
-) -> AsyncIterator[ProgressUpdate]:
+) -> AsyncGenerator[ProgressUpdate, None]:
     command = WatchProgressCommand(user_id=info.context.user_id, item_id=item_id)
     try:
         return await info.context.use_cases.watch(command)
@@ -51,28 +52,32 @@ def _still_signed_in(info: Info[RequestContext, None]) -> None:
 
 
 async def _progress_of_one(
-    info: Info[RequestContext, None], updates: AsyncIterator[ProgressUpdate]
+    info: Info[RequestContext, None], updates: AsyncGenerator[ProgressUpdate, None]
 ) -> AsyncIterator[types.IngestionProgress]:
-    async for update in updates:
-        _still_signed_in(info)
-        if update.progress is not None:
-            yield types.IngestionProgress.from_domain(update.progress)
+    # Closed with this stream, however it ends (a token expired ends it from here), so that
+    # the subscription is let go of at once.
+    async with aclosing(updates):
+        async for update in updates:
+            _still_signed_in(info)
+            if update.progress is not None:
+                yield types.IngestionProgress.from_domain(update.progress)
 
 
 async def _library_updates(
-    info: Info[RequestContext, None], updates: AsyncIterator[ProgressUpdate]
+    info: Info[RequestContext, None], updates: AsyncGenerator[ProgressUpdate, None]
 ) -> AsyncIterator[LibraryItemUpdate]:
-    async for update in updates:
-        _still_signed_in(info)
-        yield LibraryItemUpdate(
-            item_id=strawberry.ID(str(update.item_id)),
-            removed=update.removed,
-            item=(
-                types.LibraryItem.from_domain(update.item, update.progress)
-                if update.item is not None
-                else None
-            ),
-        )
+    async with aclosing(updates):
+        async for update in updates:
+            _still_signed_in(info)
+            yield LibraryItemUpdate(
+                item_id=strawberry.ID(str(update.item_id)),
+                removed=update.removed,
+                item=(
+                    types.LibraryItem.from_domain(update.item, update.progress)
+                    if update.item is not None
+                    else None
+                ),
+            )
 
 
 @strawberry.type(description="Live ingestion progress, over WebSockets (graphql-transport-ws).")

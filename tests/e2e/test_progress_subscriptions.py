@@ -6,14 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 import uuid
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
 
-from tests.e2e.conftest import LOCAL_LOOP, GraphQLClient
+from adapters.auth.jwt_tokens import JwtAuthenticator, JwtSettings
+from tests.e2e.conftest import JWT_SECRET, LOCAL_LOOP, GraphQLClient
 from tests.support.graphql_ws import graphql_ws, signed_in
+from tests.unit.fakes import FakeSeconds
 
 ALBUM_ID = "900000100"  # the sample double album: 124 tracks
 ALBUM_TRACKS = 124
@@ -236,3 +241,27 @@ async def test_a_subscription_sent_over_http_is_refused_as_the_clients_error(
 
     assert response.status_code == 400, response.text
     assert response.text == "subscriptions are not allowed when using POST"
+
+
+async def test_a_subscription_ends_with_its_token(
+    live_server: str,
+    app: FastAPI,
+    as_user: Callable[[str], GraphQLClient],
+    token_for: Callable[..., str],
+) -> None:
+    # The service's authenticator on a clock the test moves: the token is checked again
+    # before each update, against that clock.
+    clock = FakeSeconds(start=time.time())
+    app.state.authenticator = JwtAuthenticator(JwtSettings(secret=JWT_SECRET), clock=clock)
+    alice = as_user("alice")
+    item_id = await _added(alice, ADD_TRACK, TRACK_ID)
+    async with signed_in(live_server, token_for("alice", timedelta(minutes=5))) as socket:
+        await socket.subscribe("item", ITEM_PROGRESS, {"id": item_id})
+        assert (await socket.receive())["type"] == "next"  # the current state
+        clock.now += 3600
+        await alice(REMOVE, {"id": item_id})  # a change to send
+        refused = await socket.receive()
+        completed = await socket.receive()
+    assert refused["payload"]["data"] is None
+    assert refused["payload"]["errors"][0]["extensions"] == {"code": "UNAUTHENTICATED"}
+    assert completed == {"id": "item", "type": "complete"}

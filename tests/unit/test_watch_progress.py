@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from datetime import UTC, datetime
 
 import pytest
@@ -65,7 +65,7 @@ class Rig:
 class Subscription:
     """A stream being read the way the transport reads it: one update at a time."""
 
-    def __init__(self, updates: AsyncIterator[ProgressUpdate]) -> None:
+    def __init__(self, updates: AsyncGenerator[ProgressUpdate, None]) -> None:
         self.updates = updates
         self._next: asyncio.Task[ProgressUpdate] = asyncio.ensure_future(anext(updates))
 
@@ -83,7 +83,7 @@ class Subscription:
     async def close(self) -> None:
         self._next.cancel()
         await asyncio.gather(self._next, return_exceptions=True)
-        await self.updates.aclose()  # type: ignore[attr-defined]
+        await self.updates.aclose()
 
 
 def _indexed(update: ProgressUpdate) -> int:
@@ -140,7 +140,7 @@ async def test_a_slow_subscriber_gets_the_newest_state_not_a_backlog() -> None:
     assert not pending.done()  # 1 and 2 were replaced, not queued
     pending.cancel()
     await asyncio.gather(pending, return_exceptions=True)
-    await updates.aclose()  # type: ignore[attr-defined]
+    await updates.aclose()
 
 
 async def test_another_users_item_and_an_unknown_or_malformed_id_are_refused_alike() -> None:
