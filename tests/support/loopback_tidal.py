@@ -389,15 +389,29 @@ class LoopbackTidal(LoopbackServer):
         album = self._albums.get(album_id)
         if album is None:
             return _not_found("Album", album_id)
+        path = f"/albums/{album.id}/relationships/items"
+        return self._items_page(request, album.id, album.items, path, _item_identifier)
+
+    def _items_page(
+        self,
+        request: LoopbackRequest,
+        owner: str,
+        items: Sequence[LoopbackTrack],
+        path: str,
+        identifier: Callable[[LoopbackTrack], dict[str, Any]],
+        *,
+        padded: bool = False,
+    ) -> LoopbackResponse:
+        """A page of an album's or a playlist's items relationship, at `page[cursor]`."""
         cursor = request.param("page[cursor]")
-        start = _offset(cursor, album.id) if cursor else 0
+        start = _offset(cursor, owner) if cursor else 0
         if start is None:
             return _bad_request("invalid page[cursor]")
         includes = _includes(request)
-        page = album.items[start : start + self.switches.page_size]
+        page = items[start : start + self.switches.page_size]
         document: dict[str, Any] = {
-            "data": [_item_identifier(item) for item in page],
-            "links": self._page_links(album, start, request, echo_include=True),
+            "data": [identifier(item) for item in page],
+            "links": self._links(path, owner, len(items), start, request, True, padded=padded),
         }
         if _includes_items(includes):
             document["included"] = self._included_items(page, includes, _country(request))
@@ -442,19 +456,10 @@ class LoopbackTidal(LoopbackServer):
         playlist = self._playlists.get(playlist_id)
         if playlist is None:
             return _not_found("Playlist", playlist_id)
-        cursor = request.param("page[cursor]")
-        start = _offset(cursor, playlist.id) if cursor else 0
-        if start is None:
-            return _bad_request("invalid page[cursor]")
-        includes = _includes(request)
-        page = playlist.items[start : start + self.switches.page_size]
-        document: dict[str, Any] = {
-            "data": [_playlist_item_identifier(item) for item in page],
-            "links": self._playlist_links(playlist, start, request, echo_include=True),
-        }
-        if _includes_items(includes):
-            document["included"] = self._included_items(page, includes, _country(request))
-        return _json(document)
+        path = f"/playlists/{playlist.id}/relationships/items"
+        return self._items_page(
+            request, playlist.id, playlist.items, path, _playlist_item_identifier, padded=True
+        )
 
     def _playlist_links(
         self,
