@@ -759,3 +759,12 @@ async def test_an_unknown_playlist_fails_its_job_for_good_with_the_reason() -> N
         f"playlist {PLAYLIST_ID.value} is not in the catalogue"
     )
     assert w.queue.sends == []
+
+
+async def test_a_playlist_with_the_index_down_requests_every_isrc_failing_open() -> None:
+    w = playlist_world(playlist_tracks(range(1, 31)), held={isrc(2), isrc(25)})
+    w.index.up = False
+
+    assert await w.run() == [JobOutcome.DONE]
+
+    assert w.queue.events == [isrc(n) for n in range(1, 31)]  # held ones too: unknown when down
