@@ -320,6 +320,9 @@ def run(rig: Rig, *, seed: int = 13) -> Fairness:
             # As an operator sets it for the real meter; TIDAL's headers then confirm it.
             "TIDAL_REQUESTS_PER_SECOND": f"{1 / config.fairness_slot:g}",
             "TIDAL_BURST": str(BURST),
+            # What is measured is the meter's share, not the index: the light embedder keeps
+            # the service's start short (ADR 0011).
+            "EMBEDDER": "hashing",
         }
         with harness.service(env, rig.data_dir / "fairness") as svc:
             return asyncio.run(_measure(rig, tidal, svc.url, seed))
