@@ -119,13 +119,25 @@ class PrometheusMetrics:
             buckets=OPERATION_BUCKETS,
             registry=self.registry,
         )
+        self._operation_children: dict[tuple[str, str, bool], tuple[Counter, Histogram]] = {}
 
     def operation_ended(
         self, *, operation: str, operation_type: str, failed: bool, seconds: float
     ) -> None:
-        outcome = "error" if failed else "ok"
-        self.graphql_operations.labels(operation, operation_type, outcome).inc()
-        self.graphql_latency.labels(operation, operation_type).observe(seconds)
+        # On every request's path: the labelled children are looked up once per label set
+        # (a bounded set: root fields come from validated documents) and kept.
+        key = (operation, operation_type, failed)
+        children = self._operation_children.get(key)
+        if children is None:
+            outcome = "error" if failed else "ok"
+            children = (
+                self.graphql_operations.labels(operation, operation_type, outcome),
+                self.graphql_latency.labels(operation, operation_type),
+            )
+            self._operation_children[key] = children
+        count, latency = children
+        count.inc()
+        latency.observe(seconds)
 
     # The worker ---------------------------------------------------------------------------
 
