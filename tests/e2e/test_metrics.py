@@ -101,11 +101,14 @@ async def test_the_worker_counts_the_tracks_it_indexes_and_times_its_steps(
     item_id = added["data"]["addAlbumToLibrary"]["item"]["id"]
     query = "query ($id: ID!) { libraryItem(id: $id) { ingestion { state } } }"
 
-    for _ in range(600):
+    state = None
+    for _ in range(2400):  # up to 2 minutes on a busy machine
         answer: Any = await alice(query, {"id": item_id})
-        if answer["data"]["libraryItem"]["ingestion"]["state"] == "INDEXED":
+        state = answer["data"]["libraryItem"]["ingestion"]["state"]
+        if state == "INDEXED":
             break
         await asyncio.sleep(0.05)
+    assert state == "INDEXED"
     scraped = await _scrape(client)
 
     assert _value(scraped, "libingest_worker_tracks_indexed_total") == 1
