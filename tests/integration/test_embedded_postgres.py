@@ -9,9 +9,9 @@ import sys
 import textwrap
 from pathlib import Path
 
-import structlog
-
+from adapters.postgres import database
 from adapters.postgres.database import EmbeddedPostgres
+from tests.support.logs import logs_of
 
 HOLDER = textwrap.dedent(
     """
@@ -42,7 +42,7 @@ def test_a_process_that_attached_to_a_running_server_leaves_it_running(tmp_path:
         attached = EmbeddedPostgres(tmp_path)
         attached.start()
 
-        with structlog.testing.capture_logs() as logs:
+        with logs_of(database) as logs:
             attached.stop()
 
         assert [entry["event"] for entry in logs] == ["postgres.embedded.left_running"]
@@ -58,7 +58,7 @@ def test_the_process_that_started_the_server_alone_stops_it(tmp_path: Path) -> N
     server = EmbeddedPostgres(tmp_path)
     server.start()
 
-    with structlog.testing.capture_logs() as logs:
+    with logs_of(database) as logs:
         server.stop()
 
     assert [entry["event"] for entry in logs] == ["postgres.embedded.stopped"]

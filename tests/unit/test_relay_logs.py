@@ -4,25 +4,12 @@ reason, and the jobs to retry at WARNING once per reason."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-
-import pytest
-import structlog
 
 from application.use_cases.schedule_ingestion import JobOutcome, ScheduleOutcomes
 from domain.values import LibraryItemId
 from entrypoints import relay
 from entrypoints.relay import log_failures
-
-
-@pytest.fixture(autouse=True)
-def fresh_relay_logger(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    # The service configures structlog with cache_logger_on_first_use: once a test earlier in
-    # the session has logged through the relay's module logger under that configuration, the
-    # logger keeps those processors and capture_logs would see nothing. A fresh proxy binds
-    # to whatever is configured when it first logs, here capture_logs' processors.
-    monkeypatch.setattr(relay, "log", structlog.get_logger("libingest.relay"))
-    yield
+from tests.support.logs import logs_of
 
 
 def _item() -> LibraryItemId:
@@ -36,7 +23,7 @@ def test_a_failed_job_is_logged_at_warning_with_its_reason() -> None:
     outcomes.reasons[gone] = "album 777 is not in the catalogue"
     outcomes[done] = JobOutcome.DONE
 
-    with structlog.testing.capture_logs() as logs:
+    with logs_of(relay) as logs:
         log_failures(outcomes)
 
     assert logs == [
@@ -56,7 +43,7 @@ def test_jobs_to_retry_are_logged_once_per_reason() -> None:
         outcomes[item] = JobOutcome.RETRY
         outcomes.reasons[item] = "TIDAL answered 503"
 
-    with structlog.testing.capture_logs() as logs:
+    with logs_of(relay) as logs:
         log_failures(outcomes)
 
     assert logs == [
