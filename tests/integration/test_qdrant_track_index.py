@@ -12,9 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-import structlog
 from qdrant_client import QdrantClient, models
-from structlog.testing import capture_logs
 
 from adapters.qdrant import track_index as track_index_module
 from adapters.qdrant.track_index import QdrantTrackIndex, payload_of
@@ -22,6 +20,7 @@ from application.ports.track_index import IndexedTrack, IndexUnavailable, TrackQ
 from domain.values import CatalogId, Isrc
 from tests.contracts import track_index as contract
 from tests.contracts.track_index import TrackIndexContract
+from tests.support.logs import logs_of
 from tests.support.loopback_qdrant import LoopbackQdrant, QdrantMode
 
 DIMENSION = 4
@@ -318,11 +317,8 @@ def vectorise_from_title(track: IndexedTrack) -> TrackVectors:
 
 
 async def test_prepare_rewrites_a_single_vector_collection_from_its_payloads(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
 ) -> None:
-    # The adapter's module logger may already be bound to the configuration of an app another
-    # test started (cache_logger_on_first_use), which capture_logs cannot reach: use a new one.
-    monkeypatch.setattr(track_index_module, "logger", structlog.get_logger("qdrant-under-test"))
     storage = tmp_path / "qdrant"
     # The schema before ADR 0030: one unnamed vector per point.
     before = QdrantClient(path=str(storage))
@@ -343,7 +339,7 @@ async def test_prepare_rewrites_a_single_vector_collection_from_its_payloads(
     index = QdrantTrackIndex(path=storage, vector_size=DIMENSION, collection=COLLECTION)
     await index.start()
     try:
-        with capture_logs() as logs:
+        with logs_of(track_index_module, "logger") as logs:
             rewritten = await index.prepare(vectorise_from_title)
 
         assert rewritten == 1
