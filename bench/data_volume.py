@@ -182,7 +182,10 @@ def measure_requests(
     )
 
     def client(url: str, user: str) -> httpx.Client:
-        return httpx.Client(base_url=url, headers={"authorization": f"Bearer {token(user)}"})
+        # A long timeout: a slow request is a figure to report, not a reason to stop the run.
+        return httpx.Client(
+            base_url=url, headers={"authorization": f"Bearer {token(user)}"}, timeout=120
+        )
 
     probers = [client(url, volume_data.PROBE_USER) for url in urls]
     # A user of their own per level: the add's pending cap counts the user's due jobs.
