@@ -57,6 +57,14 @@ def driver_url(url: str) -> str:
     return "postgresql://" + async_url(url)[len("postgresql+asyncpg://") :]
 
 
+# Every connection of the service runs without JIT compilation. Its statements are short key
+# lookups, but PostgreSQL decides to compile from the plan's estimated cost, and without
+# statistics (CI's server, a table just loaded) the estimates of correct index plans pass
+# jit_above_cost: at 10^6 items a progress read spent 76-142 ms compiling a plan that ran in
+# under 1 ms (bench/data_volume.py, ADR 0033).
+SERVER_SETTINGS = {"jit": "off"}
+
+
 async def create_pool(url: str, *, size: int = 10) -> asyncpg.Pool:
     """A pool of plain asyncpg connections, for the statements that must not pay for
     SQLAlchemy's layers (the add: ADR 0016). Opens no connection until one is needed, so the
@@ -69,6 +77,7 @@ async def create_pool(url: str, *, size: int = 10) -> asyncpg.Pool:
         max_inactive_connection_lifetime=300,
         timeout=10,
         reset=_nothing_to_reset,
+        server_settings=SERVER_SETTINGS,
     )
 
 
@@ -89,6 +98,7 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         # StorageUnavailable for that one call.
         pool_pre_ping=False,
         pool_recycle=1800,
+        connect_args={"server_settings": SERVER_SETTINGS},
     )
 
 

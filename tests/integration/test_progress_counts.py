@@ -12,6 +12,7 @@ import asyncpg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from adapters.postgres.database import create_engine, create_pool
 from adapters.postgres.library_additions import PostgresLibraryAdditions
 from adapters.postgres.unit_of_work import PostgresUnitOfWorkFactory
 from application.ports.scheduling import ItemTrackLink
@@ -107,3 +108,17 @@ async def test_each_track_is_counted_once_by_its_ledger_state(
     )
     assert progress[other.id] == IngestionProgress(tracks_total=1, tracks_indexed=1)
     assert progress[unknown] == IngestionProgress()
+
+
+async def test_the_services_connections_run_without_jit(database_url: str) -> None:
+    engine = create_engine(database_url, pool_size=1)
+    pool = await create_pool(database_url, size=1)
+    try:
+        async with engine.connect() as connection:
+            through_engine = (await connection.execute(text("SHOW jit"))).scalar_one()
+        through_pool = await pool.fetchval("SHOW jit")
+    finally:
+        await engine.dispose()
+        await pool.close()
+
+    assert (through_engine, through_pool) == ("off", "off")
