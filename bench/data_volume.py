@@ -494,6 +494,12 @@ async def _generic_pass(
         await connection.close()
 
 
+def _add_arguments(user: str, catalog_id: str) -> list[object]:
+    """The add statement's parameters for a new track item: a fresh id, added now, no cached
+    title or artists, a pending cap of 1000, no re-sync."""
+    return [uuid.uuid4(), user, "track", catalog_id, datetime.now(UTC), None, [], 1000, False]
+
+
 async def _explain_add(
     database_url: str, probe: volume_data.Probe, *, level: int, runs: int
 ) -> dict[str, list[Explained]]:
@@ -510,31 +516,12 @@ async def _explain_add(
                 transaction = connection.transaction()
                 await transaction.start()
                 rows = await connection.fetch(
-                    "EXPLAIN (ANALYZE, BUFFERS) " + _ADD,
-                    uuid.uuid4(),
-                    user,
-                    "track",
-                    catalog_id,
-                    datetime.now(UTC),
-                    None,
-                    [],
-                    1000,
-                    False,
+                    "EXPLAIN (ANALYZE, BUFFERS) " + _ADD, *_add_arguments(user, catalog_id)
                 )
                 await transaction.rollback()
                 entry.plan, elapsed, entry.seq_scans = _explained([r[0] for r in rows], _ADD)
                 entry.runs_ms.append(elapsed)
-            arguments = [
-                uuid.uuid4(),
-                user,
-                "track",
-                catalog_id,
-                datetime.now(UTC),
-                None,
-                [],
-                1000,
-                False,
-            ]
+            arguments = _add_arguments(user, catalog_id)
             await _generic_pass(database_url, [entry], [arguments])
             results[name] = [entry]
     finally:
