@@ -25,6 +25,10 @@ def ago(moment: datetime, now: datetime) -> str:
     return f"{int(seconds)} s ago"
 
 
+def _about(state: str, backlog: Backlog) -> str:
+    return "~" if state in backlog.estimated else ""
+
+
 def show_status(console: Console, backlog: Backlog, *, now: datetime | None = None) -> None:
     now = now or datetime.now(UTC)
     jobs = backlog.jobs_by_status
@@ -34,12 +38,18 @@ def show_status(console: Console, backlog: Backlog, *, now: datetime | None = No
     console.print("[bold]Scheduling jobs[/bold] (one per library item)")
     console.print(
         f"  pending [bold]{jobs.get('pending', 0)}[/bold] (by age {ages}{oldest})   "
-        f"done {jobs.get('done', 0)}   "
+        f"done {_about('done', backlog)}{jobs.get('done', 0)}   "
         + (f"[red]failed {failed_jobs}[/red]" if failed_jobs else "failed 0")
     )
     ledger = backlog.ledger_by_state
     console.print("[bold]Tracks[/bold] (the ISRC ledger)")
-    console.print("  " + "   ".join(f"{state} {ledger.get(state, 0)}" for state in LedgerState))
+    states = (f"{state} {_about(state, backlog)}{ledger.get(state, 0)}" for state in LedgerState)
+    console.print("  " + "   ".join(states))
+    if backlog.estimated:
+        console.print(
+            "  (~ estimated from PostgreSQL's row statistics: counting them one by one would read"
+            " the whole table)"
+        )
     console.print("[bold]TIDAL pace[/bold] (shared by every process)")
     pace = backlog.pace
     if pace is None:

@@ -75,7 +75,8 @@ class PrometheusMetrics:
         )
         self.ledger_rows = Gauge(
             "libingest_ledger_rows",
-            "ISRC ledger rows by state (read at scrape time)",
+            "ISRC ledger rows by state (read at scrape time; on a large ledger, indexed"
+            " is PostgreSQL's row estimate less the other states)",
             ["state"],
             registry=self.registry,
         )
@@ -219,7 +220,8 @@ class PrometheusMetrics:
     def _backlog_metrics(self) -> None:
         self.jobs_by_status = Gauge(
             "libingest_scheduling_jobs",
-            "Scheduling jobs by status (read at scrape time)",
+            "Scheduling jobs by status (read at scrape time; on a large table, done is"
+            " PostgreSQL's row estimate less the other statuses)",
             ["status"],
             registry=self.registry,
         )

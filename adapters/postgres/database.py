@@ -64,6 +64,18 @@ def driver_url(url: str) -> str:
 # under 1 ms (bench/data_volume.py, ADR 0033).
 SERVER_SETTINGS = {"jit": "off"}
 
+# The engine's connections also plan every statement for the values it runs with. asyncpg
+# prepares each statement once per connection, and after five runs PostgreSQL may keep a
+# generic plan, chosen for the tables as they were then. Nothing replaces it until the table is
+# analysed, so on a server without autovacuum (CI's), a plan chosen while `scheduling_jobs` held
+# a thousand rows (a sequential scan) was still used at a million: `libraryItem` took 100 ms
+# instead of 5, a page of the library 370 ms (bench/data_volume.py, ADR 0033). The engine runs
+# the reads of the request path and the relay's statements, whose best plans follow the data;
+# planning them costs 0.05-0.4 ms each. The add's pool keeps the generic plans: its one
+# statement is on every add's path, planning it costs 0.36 ms, and its plans stay flat as the
+# tables grow (the same bench).
+ENGINE_SERVER_SETTINGS = {**SERVER_SETTINGS, "plan_cache_mode": "force_custom_plan"}
+
 
 async def create_pool(url: str, *, size: int = 10) -> asyncpg.Pool:
     """A pool of plain asyncpg connections, for the statements that must not pay for
@@ -98,7 +110,7 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         # StorageUnavailable for that one call.
         pool_pre_ping=False,
         pool_recycle=1800,
-        connect_args={"server_settings": SERVER_SETTINGS},
+        connect_args={"server_settings": ENGINE_SERVER_SETTINGS},
     )
 
 
