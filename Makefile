@@ -29,7 +29,8 @@ $(GRAPHIQL_ASSETS)/.built: $(GRAPHIQL)/package.json $(GRAPHIQL)/package-lock.jso
 	  cp $(GRAPHIQL)/node_modules/react/umd/react.production.min.js \
 	     $(GRAPHIQL)/node_modules/react-dom/umd/react-dom.production.min.js \
 	     $(GRAPHIQL)/node_modules/graphiql/graphiql.min.js \
-	     $(GRAPHIQL)/node_modules/graphiql/graphiql.min.css $(GRAPHIQL_ASSETS)/ && touch $@; \
+	     $(GRAPHIQL)/node_modules/graphiql/graphiql.min.css \
+	     $(GRAPHIQL)/node_modules/graphql-ws/umd/graphql-ws.min.js $(GRAPHIQL_ASSETS)/ && touch $@; \
 	else echo "npm not found: GraphiQL's assets are not built (the page says so)"; fi
 
 graphiql-assets: $(GRAPHIQL_ASSETS)/.built

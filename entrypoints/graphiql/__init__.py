@@ -20,6 +20,7 @@ ASSET_FILES = (
     "react-dom.production.min.js",
     "graphiql.min.js",
     "graphiql.min.css",
+    "graphql-ws.min.js",  # GraphiQL's subscriptions: the graphql-transport-ws client
 )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ from entrypoints.app import create_app
 from entrypoints.container import Container
 from entrypoints.server import server_config
 from entrypoints.settings import Settings
+from tests.support.browser import chromium
 
 JWT_SECRET = "test-secret-that-is-long-enough-0123456789"
 
@@ -122,3 +123,9 @@ async def live_server(app: FastAPI) -> AsyncIterator[str]:
     finally:
         server.should_exit = True
         await serving
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[Any]:
+    """A headless Chromium (tests/support/browser.py); the test is skipped without one."""
+    yield from chromium(tmp_path / "chromium-profile")

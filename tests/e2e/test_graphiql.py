@@ -1,15 +1,22 @@
 """GraphiQL as the service serves it: a page whose every script and style comes from the
-service itself (no CDN: it works offline), which tells how to pass the token (ADR 0032)."""
+service itself (no CDN: it works offline), which tells how to pass the token (ADR 0032); and, in
+a real headless Chromium, a subscription run from it with the Headers tab's token."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+from collections.abc import Callable
 from html.parser import HTMLParser
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
 from entrypoints import graphiql
+from tests.e2e.conftest import LOCAL_LOOP, GraphQLClient
+from tests.support.browser import wait
 
 
 class _References(HTMLParser):
@@ -74,7 +81,7 @@ async def test_the_service_serves_every_asset_the_graphiql_page_names(
 
     assert {url: r.status_code for url, r in responses.items()} == dict.fromkeys(assets, 200)
     scripts = [r for url, r in responses.items() if url.endswith(".js")]
-    assert len(scripts) == 3
+    assert len(scripts) == 4  # React, ReactDOM, GraphiQL, graphql-ws
     assert all("javascript" in r.headers["content-type"] for r in scripts)
 
 
@@ -95,3 +102,78 @@ async def test_in_production_graphiql_assets_are_not_served(client: httpx.AsyncC
     response = await client.get(f"{graphiql.ASSETS_PATH}/graphiql.min.js")
 
     assert response.status_code == 404
+
+
+# GraphiQL's editors are CodeMirror 5 instances, each reachable from its DOM element.
+_EDITORS_READY = """
+return document.querySelector('.graphiql-query-editor .CodeMirror') !== null
+    && document.querySelector('.graphiql-editor-tool .CodeMirror') !== null;
+"""
+_SET_EDITORS = """
+document.querySelector('.graphiql-query-editor .CodeMirror').CodeMirror.setValue(arguments[0]);
+const tools = [...document.querySelectorAll('.graphiql-editor-tool .graphiql-editor')];
+const headers = tools.find(editor => !editor.classList.contains('hidden'));
+headers.querySelector('.CodeMirror').CodeMirror.setValue(arguments[1]);
+"""
+# GraphiQL takes an edit into its state after a debounce, then stores it: run once both are.
+_EDITS_TAKEN = """
+return localStorage.getItem('graphiql:query') === arguments[0]
+    && localStorage.getItem('graphiql:headers') === arguments[1];
+"""
+_RUN = "document.querySelector('.graphiql-execute-button').click();"
+_RESULT = """
+const result = document.querySelector('.result-window .CodeMirror');
+return result === null ? '' : result.CodeMirror.getValue();
+"""
+_ADD = """mutation Add($album: ID!) { addAlbumToLibrary(albumId: $album) {
+  ... on AddToLibrarySuccess { item { id } } } }"""
+
+
+def _result(driver: Any) -> str:
+    return str(driver.execute_script(_RESULT))
+
+
+async def _run_in_graphiql(browser: Any, live_server: str, document: str, headers: str) -> None:
+    await asyncio.to_thread(browser.get, f"{live_server}/graphql")
+    await asyncio.to_thread(wait, browser, lambda d: d.execute_script(_EDITORS_READY))
+    await asyncio.to_thread(browser.execute_script, _SET_EDITORS, document, headers)
+    await asyncio.to_thread(
+        wait, browser, lambda d: d.execute_script(_EDITS_TAKEN, document, headers)
+    )
+    await asyncio.to_thread(browser.execute_script, _RUN)
+
+
+@pytest.mark.parametrize("settings_overrides", [LOCAL_LOOP], indirect=True)
+async def test_graphiql_runs_a_subscription_with_the_token_of_its_headers_tab(
+    live_server: str,
+    browser: Any,
+    as_user: Callable[[str], GraphQLClient],
+    token_for: Callable[..., str],
+) -> None:
+    if not (graphiql.assets_directory() / "graphql-ws.min.js").exists():
+        pytest.skip("GraphiQL's assets are not built (make graphiql-assets needs npm)")
+    added = await as_user("alice")(_ADD, {"album": "900000100"})  # 124 tracks
+    item_id = added["data"]["addAlbumToLibrary"]["item"]["id"]
+    # The id goes into the document: the test fills only GraphiQL's query and headers editors.
+    watch = (
+        f'subscription Watch {{ ingestionProgress(itemId: "{item_id}")'
+        " { state tracksIndexed tracksTotal } }"
+    )
+
+    # Without a token the WebSocket is refused (4403, no retry), and GraphiQL says so.
+    await _run_in_graphiql(browser, live_server, watch, "{}")
+    await asyncio.to_thread(wait, browser, lambda d: _result(d) != "")
+    refused = await asyncio.to_thread(_result, browser)
+    assert "Socket closed with event 4403 Forbidden" in refused, refused
+    assert "tracksIndexed" not in refused, refused
+
+    # With alice's token in the Headers tab, the progress streams in until the album is done.
+    headers = json.dumps({"Authorization": f"Bearer {token_for('alice')}"})
+    await _run_in_graphiql(browser, live_server, watch, headers)
+    await asyncio.to_thread(wait, browser, lambda d: '"INDEXED"' in _result(d))
+    final = json.loads(await asyncio.to_thread(_result, browser))
+    assert final["data"]["ingestionProgress"] == {
+        "state": "INDEXED",
+        "tracksIndexed": 124,
+        "tracksTotal": 124,
+    }

@@ -4,8 +4,7 @@ signed-in user watches an album's progress bar fill over the subscription, an op
 backlog, a refused token says so. Plus what needs no browser: the page and its assets come from
 the service alone, and the backlog answers only operators.
 
-Selenium blocks; the server runs on this test's event loop. Every browser call therefore runs
-in a thread (asyncio.to_thread), so the server keeps answering while the browser waits.
+The browser is tests/support/browser.py's (the `browser` fixture of tests/e2e/conftest.py).
 
 LIBINGEST_STATUS_SCREENSHOT=docs/status-page.png writes the page's screenshot there."""
 
@@ -14,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,22 +21,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import LOCAL_LOOP, GraphQLClient
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
-# Flags that work on this machine (root, no display, no network beyond loopback).
-CHROMIUM_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--window-size=1200,1100",
-)
-WAIT_SECONDS = 60
+from tests.support.browser import wait
 
 ALBUM_ID = "900000100"  # the sample double album: 124 tracks
 ALBUM_TRACKS = 124
@@ -54,37 +38,6 @@ mutation Add($track: ID!) { addTrackToLibrary(trackId: $track) {
 @pytest.fixture
 def settings_overrides(request: pytest.FixtureRequest) -> dict[str, Any]:
     return LOCAL_LOOP | dict(getattr(request, "param", {}))
-
-
-@pytest.fixture
-def browser(tmp_path: Path) -> Iterator[Any]:
-    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
-        pytest.skip(
-            "Debian's chromium and chromium-driver are not installed (`make test` installs "
-            "them with apt-get when it runs as root)"
-        )
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={tmp_path / 'chromium-profile'}")
-    # The driver's path given: selenium then downloads nothing.
-    driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
-    try:
-        yield driver
-    finally:
-        driver.quit()
-
-
-def _wait(driver: Any, condition: Callable[[Any], Any]) -> Any:
-    from selenium.common.exceptions import NoSuchElementException
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    wait = WebDriverWait(driver, WAIT_SECONDS, ignored_exceptions=(NoSuchElementException,))
-    return wait.until(condition)
 
 
 def _connection_state(driver: Any) -> str:
@@ -134,17 +87,17 @@ async def test_a_user_watches_an_albums_progress_bar_fill_and_an_operator_sees_t
     alice = as_user("alice")
     single = await _added(alice, ADD_TRACK, {"track": TRACK_ID})
     await asyncio.to_thread(browser.get, f"{live_server}/status#token={token_for('alice')}")
-    await asyncio.to_thread(_wait, browser, lambda d: _connection_state(d) == "live")
+    await asyncio.to_thread(wait, browser, lambda d: _connection_state(d) == "live")
     # The token left the address at once (it stays in the tab's session storage).
     assert "token" not in await asyncio.to_thread(lambda: browser.current_url)
     # The item added before the page opened is listed from the library query.
-    await asyncio.to_thread(_wait, browser, lambda d: _state(d, single) == "INDEXED")
+    await asyncio.to_thread(wait, browser, lambda d: _state(d, single) == "INDEXED")
 
     # Added while the page is open: it appears, and its bar fills, over the subscription.
     album = await _added(alice, ADD, {"album": ALBUM_ID})
     partial = await _added(alice, ADD, {"album": NO_ISRC_ALBUM_ID})
-    await asyncio.to_thread(_wait, browser, lambda d: _state(d, album) == "INDEXED")
-    await asyncio.to_thread(_wait, browser, lambda d: _state(d, partial) == "PARTIAL")
+    await asyncio.to_thread(wait, browser, lambda d: _state(d, album) == "INDEXED")
+    await asyncio.to_thread(wait, browser, lambda d: _state(d, partial) == "PARTIAL")
     row = await asyncio.to_thread(_row, browser, album)
     assert row["indexed"] == row["total"] == str(ALBUM_TRACKS)
     assert row["bar"] == row["barMax"] == str(ALBUM_TRACKS)
@@ -153,7 +106,7 @@ async def test_a_user_watches_an_albums_progress_bar_fill_and_an_operator_sees_t
 
     # The operator's panel (development, no METRICS_TOKEN: open) counts the ledger.
     await asyncio.to_thread(
-        _wait,
+        wait,
         browser,
         lambda d: _backlog_figure(d, "ledger", "indexed") >= ALBUM_TRACKS,
     )
@@ -170,10 +123,10 @@ async def test_another_users_page_shows_none_of_alices_items(
     token_for: Callable[..., str],
 ) -> None:
     await asyncio.to_thread(browser.get, f"{live_server}/status#token={token_for('bob')}")
-    await asyncio.to_thread(_wait, browser, lambda d: _connection_state(d) == "live")
+    await asyncio.to_thread(wait, browser, lambda d: _connection_state(d) == "live")
     alices = await _added(as_user("alice"), ADD_TRACK, {"track": TRACK_ID})
     bobs = await _added(as_user("bob"), ADD, {"album": NO_ISRC_ALBUM_ID})
-    await asyncio.to_thread(_wait, browser, lambda d: _state(d, bobs) == "PARTIAL")
+    await asyncio.to_thread(wait, browser, lambda d: _state(d, bobs) == "PARTIAL")
     listed = await asyncio.to_thread(
         browser.execute_script,
         "return [...document.querySelectorAll('tr[data-item-id]')].map(r => r.dataset.itemId);",
@@ -184,7 +137,7 @@ async def test_another_users_page_shows_none_of_alices_items(
 
 async def test_a_refused_token_says_so(live_server: str, browser: Any) -> None:
     await asyncio.to_thread(browser.get, f"{live_server}/status#token=not-a-token")
-    await asyncio.to_thread(_wait, browser, lambda d: _connection_state(d) == "refused")
+    await asyncio.to_thread(wait, browser, lambda d: _connection_state(d) == "refused")
     text = await asyncio.to_thread(lambda: browser.find_element("id", "connection").text)
     assert "refused" in text
 
