@@ -109,13 +109,20 @@ def config_from(arguments: argparse.Namespace) -> Config:
     }
     if arguments.connections:
         overrides["connections"] = tuple(int(n) for n in arguments.connections.split(","))
+    if arguments.no_write:
+        overrides["write"] = False
     return replace(config, **overrides)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a tiny configuration (smoke test)")
-    parser.add_argument("--no-write", action="store_true", help="print the report instead")
+    parser.add_argument(
+        "--no-write",
+        action="store_true",
+        help="print the report instead of writing docs/benchmarks*.md (the volume and"
+        " processes sections write their page unless told this)",
+    )
     parser.add_argument("--repeats", type=int)
     parser.add_argument("--add-seconds", type=float)
     parser.add_argument("--sustained-seconds", type=float)

@@ -853,7 +853,7 @@ def write(report: VolumeReport, path: Path = DOC) -> None:
 
 def run_alone(rig: Rig) -> None:
     report = run(rig)
-    if rig.config.quick:
+    if rig.config.quick or not rig.config.write:
         print(render(report))
     else:
         write(report)

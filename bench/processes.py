@@ -271,7 +271,7 @@ NOTES_MARKER = "<!-- notes: kept across runs -->"
 def run_alone(rig: Rig) -> None:
     report = run(rig)
     text = render(report, "wrk" if rig.use_wrk else "python-httpx")
-    if rig.config.quick:
+    if rig.config.quick or not rig.config.write:
         print(text)
         return
     notes = NOTES_MARKER + "\n"

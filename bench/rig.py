@@ -37,6 +37,8 @@ class Config:
     fairness_slot: float = 0.5
     fairness_latency: float = 0.02
     quick: bool = False
+    # False: a section that writes a page of its own (volume, processes) prints it instead.
+    write: bool = True
 
 
 QUICK = Config(
