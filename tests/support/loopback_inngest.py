@@ -24,7 +24,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from http import HTTPStatus
 from typing import Any
@@ -69,6 +69,8 @@ class ReceivedEvent:
     id: str
     data: Mapping[str, Any]
     ts: int | None
+    # When this server received it (time.monotonic()): tells a re-send from its first send.
+    received_at: float = field(default=0.0, compare=False)
 
 
 class LoopbackInngest(LoopbackServer):
@@ -260,6 +262,7 @@ def _parse_events(document: Any) -> list[ReceivedEvent]:
                 id=str(raw.get("id") or ""),
                 data=data,
                 ts=ts if isinstance(ts, int) else None,
+                received_at=time.monotonic(),
             )
         )
     return events
