@@ -38,6 +38,11 @@ _CREATED, _EXISTING, _REFUSED = "created", "existing", "refused"
 # read the item as it is anyway, unless a relay has claimed it: that run may have read the
 # changed part already, so it is noted (`resync_requested`) and its finish puts the job back.
 # Data-modifying CTEs run whether or not they are referenced.
+# The refusal's lookup sits in a CASE so that it runs only when the cap is closed: written as
+# `NOT quota.open AND NOT EXISTS (...)`, PostgreSQL ran the NOT EXISTS first, on every add, and
+# the generic plan asyncpg's prepared statement settles on reads the owner's items through
+# (user_id, kind, added_at, id) with catalog_id as a filter: every new add read every item its
+# owner had of that kind (0.65 ms of server CPU at 2,000 items, growing with them; bench/).
 # Any other re-add of an item whose scheduling failed puts its job back to pending: adding it
 # again is how a user retries it (ADR 0028). Either wakes the relays.
 _ADD = f"""
@@ -114,9 +119,9 @@ WHERE user_id = $2 AND kind = $3 AND catalog_id = $4 AND NOT EXISTS (SELECT FROM
 UNION ALL
 SELECT '{_REFUSED}', NULL, NULL, NULL, NULL, NULL
 FROM quota
-WHERE NOT quota.open AND NOT EXISTS (
+WHERE CASE WHEN quota.open THEN false ELSE NOT EXISTS (
     SELECT FROM library_items WHERE user_id = $2 AND kind = $3 AND catalog_id = $4
-)
+) END
 """
 
 _FIND = """
