@@ -71,7 +71,10 @@ _SIZES = text(
     WHERE c.oid IN ('scheduling_jobs'::regclass, 'isrc_ledger'::regclass)
     """
 )
-_PENDING = """
+_JOBS_ALL = text("SELECT status, count(*) FROM scheduling_jobs GROUP BY status")
+# Pending jobs are on ix_scheduling_jobs_due's predicate, failed ones on ix_scheduling_jobs_failed.
+_JOBS_PENDING = text(
+    """
     SELECT count(*) AS jobs,
            count(*) FILTER (WHERE created_at > now() - interval '1 minute') AS under_1m,
            count(*) FILTER (WHERE created_at <= now() - interval '1 minute'
@@ -81,10 +84,8 @@ _PENDING = """
            count(*) FILTER (WHERE created_at <= now() - interval '1 hour') AS over_1h,
            min(created_at) AS oldest
     FROM scheduling_jobs WHERE status = 'pending'
-"""
-_JOBS_ALL = text("SELECT status, count(*) FROM scheduling_jobs GROUP BY status")
-# Pending jobs are on ix_scheduling_jobs_due's predicate, failed ones on ix_scheduling_jobs_failed.
-_JOBS_PENDING = text(_PENDING)
+    """
+)
 _JOBS_FAILED = text("SELECT count(*) FROM scheduling_jobs WHERE status = 'failed'")
 # Each state few rows are in has its partial index (migrations 0003 and 0010).
 _LEDGER_FEW = text(

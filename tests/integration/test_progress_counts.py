@@ -125,7 +125,7 @@ async def test_the_services_connections_run_without_jit(database_url: str) -> No
     assert (through_engine, through_pool) == ("off", "off")
 
 
-async def _plans_of_progress_reads(engine: AsyncEngine, item: LibraryItemId) -> list[int]:
+async def _plans_of_progress_reads(engine: AsyncEngine, item: LibraryItemId) -> tuple[int, int]:
     """Read progress ten times on the engine's one connection (asyncpg prepares the statement
     once there), as the service does: one item (`libraryItem`), then a page of 50 (`library`),
     in turn. Answer how many generic and custom plans PostgreSQL ran that statement with."""
@@ -144,7 +144,7 @@ async def _plans_of_progress_reads(engine: AsyncEngine, item: LibraryItemId) -> 
                 )
             )
         ).one()
-    return [int(row[0]), int(row[1])]
+    return int(row[0]), int(row[1])
 
 
 async def test_the_engine_plans_each_read_for_the_tables_as_they_are_now(
